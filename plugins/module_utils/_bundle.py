@@ -1,0 +1,512 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Intake of the ministry's certificate bundle: read the zip safely, verify, describe.
+
+This API is private to the sne.guichet collection; it may change without notice.
+Controller-side code: needs ``cryptography`` (see ``_cryptography_dep``).
+
+Everything here works on bytes in memory; nothing is written to disk. Every refusal
+raises :class:`BundleError` whose ``check`` names the check that failed, so an operator
+(and the tests) can tell *why* a bundle was refused:
+
+``checksum`` ``zip_format`` ``zip_empty`` ``zip_path`` ``zip_limits`` ``parse``
+``private_key`` ``leaf_count`` ``retired`` ``generation`` ``key_size``
+``basic_constraints`` ``key_usage`` ``validity`` ``pin`` ``trust`` ``chain``
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import re
+import stat
+import zipfile
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.sne.guichet.plugins.module_utils._cryptography_dep import (
+    CRYPTOGRAPHY_VERSION,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+    normalize_fingerprint,
+    sha256_fingerprint,
+)
+
+if CRYPTOGRAPHY_VERSION is not None:
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs7
+    from cryptography.x509 import verification
+
+# Extensions that say "this member is meant to hold a certificate": if its content is
+# not one, the bundle is refused (``parse``) instead of being treated as documentation.
+CERT_EXTENSIONS = (".cer", ".crt", ".der", ".pem", ".p7b", ".p7c", ".cert")
+KEY_PEM_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY",
+                  "ENCRYPTED PRIVATE KEY", "OPENSSH PRIVATE KEY")
+MIN_RSA_BITS = 2048
+
+
+class BundleError(Exception):
+    """The bundle was refused; ``check`` names the check that failed."""
+
+    def __init__(self, check: str, msg: str, **facts: Any) -> None:
+        super().__init__(msg)
+        self.check = check
+        self.msg = msg
+        self.facts = facts
+
+
+class Limits:
+    """Bounds for reading an untrusted zip in memory."""
+
+    def __init__(self, max_archive_size: int = 16 * 1024 * 1024, max_members: int = 64,
+                 max_member_size: int = 4 * 1024 * 1024,
+                 max_total_size: int = 16 * 1024 * 1024, max_ratio: int = 100) -> None:
+        self.max_archive_size = max_archive_size
+        self.max_members = max_members
+        self.max_member_size = max_member_size
+        self.max_total_size = max_total_size
+        self.max_ratio = max_ratio
+
+
+# --------------------------------------------------------------------------- zip
+
+def _unsafe_name(name: str) -> Optional[str]:
+    """Why a member name could escape an extraction folder, or None when it is safe."""
+    if not name:
+        return "empty name"
+    if "\x00" in name:
+        return "NUL byte in name"
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    parts = re.split(r"[\\/]+", name)
+    if ".." in parts:
+        return "parent-directory component"
+    return None
+
+
+def read_zip(data: bytes, limits: Limits) -> List[Tuple[str, bytes]]:
+    """Return (name, content) of each file member, enforcing ``limits``."""
+    if len(data) > limits.max_archive_size:
+        raise BundleError("zip_limits", "archive is %d bytes, more than the limit of %d"
+                          % (len(data), limits.max_archive_size))
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise BundleError("zip_format", "not a valid zip archive: %s" % exc)
+    files = [info for info in infos if not info.is_dir()]
+    if not files:
+        raise BundleError("zip_empty", "the archive holds no file")
+    if len(infos) > limits.max_members:
+        raise BundleError("zip_limits", "the archive holds %d members, more than the limit of %d"
+                          % (len(infos), limits.max_members))
+    for info in infos:
+        why = _unsafe_name(info.filename)
+        if why:
+            raise BundleError("zip_path", "unsafe member name %r (%s)" % (info.filename, why))
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise BundleError("zip_path", "member %r is a symbolic link" % info.filename)
+    members: List[Tuple[str, bytes]] = []
+    total = 0
+    for info in files:
+        if info.flag_bits & 0x1:
+            raise BundleError("zip_format", "member %r is encrypted" % info.filename)
+        if info.file_size > limits.max_member_size:
+            raise BundleError("zip_limits", "member %r declares %d bytes, more than the limit of %d"
+                              % (info.filename, info.file_size, limits.max_member_size))
+        if info.compress_size and info.file_size / info.compress_size > limits.max_ratio:
+            raise BundleError("zip_limits", "member %r has a compression ratio of %d:1 (limit %d:1)"
+                              % (info.filename, info.file_size // info.compress_size,
+                                 limits.max_ratio))
+        try:
+            with archive.open(info) as handle:
+                # The declared size can lie: never read more than the limit allows.
+                content = handle.read(limits.max_member_size + 1)
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError, ValueError) as exc:
+            raise BundleError("zip_format", "cannot read member %r: %s" % (info.filename, exc))
+        if len(content) > limits.max_member_size:
+            raise BundleError("zip_limits", "member %r inflates past the limit of %d bytes"
+                              % (info.filename, limits.max_member_size))
+        total += len(content)
+        if total > limits.max_total_size:
+            raise BundleError("zip_limits", "the archive inflates past the limit of %d bytes"
+                              % limits.max_total_size)
+        members.append((info.filename, content))
+    return members
+
+
+# ----------------------------------------------------------------- certificates
+
+def _pem_blocks(content: bytes) -> List[Tuple[str, bytes]]:
+    """(label, full block text) of every PEM block in ``content``."""
+    pattern = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
+    return [(m.group(1).decode("ascii"), m.group(0)) for m in pattern.finditer(content)]
+
+
+def _is_der_private_key(content: bytes) -> bool:
+    try:
+        serialization.load_der_private_key(content, password=None)
+        return True
+    except TypeError:  # encrypted key: it is a private key all the same
+        return True
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
+def parse_members(members: Sequence[Tuple[str, bytes]]
+                  ) -> Tuple[List[Any], List[str], List[str]]:
+    """Split members into certificates (deduplicated), documents, and sources.
+
+    Content decides, not the extension: a DER file named ``.pem`` is read as DER.
+    Returns (certificates, document names, names of members that held certificates).
+    """
+    certs: Dict[bytes, Any] = {}
+    documents: List[str] = []
+    sources: List[str] = []
+
+    def add(cert: Any) -> None:
+        certs.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
+
+    for name, content in members:
+        lower = name.lower()
+        meant_for_cert = lower.endswith(CERT_EXTENSIONS)
+        blocks = _pem_blocks(content)
+        if blocks:
+            for label, _block in blocks:
+                if label in KEY_PEM_LABELS:
+                    raise BundleError("private_key", "member %r holds a private key (%s): the "
+                                      "ministry never ships one; refusing the bundle" % (name, label))
+            found = False
+            for label, block in blocks:
+                try:
+                    if label in ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE"):
+                        add(x509.load_pem_x509_certificate(block))
+                        found = True
+                    elif label in ("PKCS7", "CMS"):
+                        for cert in pkcs7.load_pem_pkcs7_certificates(block):
+                            add(cert)
+                        found = True
+                except ValueError as exc:
+                    raise BundleError("parse", "member %r: PEM %s block is not a valid "
+                                      "certificate: %s" % (name, label, exc))
+            if found:
+                sources.append(name)
+            elif meant_for_cert:
+                raise BundleError("parse", "member %r holds no certificate" % name)
+            else:
+                documents.append(name)
+            continue
+        try:
+            add(x509.load_der_x509_certificate(content))
+            sources.append(name)
+            continue
+        except ValueError:
+            pass
+        if _is_der_private_key(content):
+            raise BundleError("private_key", "member %r holds a private key: the ministry never "
+                              "ships one; refusing the bundle" % name)
+        try:
+            for cert in pkcs7.load_der_pkcs7_certificates(content):
+                add(cert)
+            sources.append(name)
+            continue
+        except (ValueError, UnsupportedAlgorithm):
+            pass
+        if meant_for_cert:
+            raise BundleError("parse", "member %r is neither a DER nor a PEM certificate" % name)
+        documents.append(name)
+    return list(certs.values()), documents, sources
+
+
+def _der(cert: Any) -> bytes:
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def fingerprint(cert: Any) -> str:
+    return sha256_fingerprint(_der(cert))
+
+
+def _basic_ca(cert: Any) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _key_usage(cert: Any) -> List[str]:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return []
+    names = ["digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+             "key_agreement", "key_cert_sign", "crl_sign"]
+    result = [n for n in names if getattr(usage, n)]
+    if usage.key_agreement:
+        result += [n for n in ("encipher_only", "decipher_only") if getattr(usage, n)]
+    return result
+
+
+def _utc(value: datetime.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def describe(cert: Any) -> Dict[str, Any]:
+    """The facts the module returns for a certificate (public data only)."""
+    return {
+        "pem": cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+        "sha256": fingerprint(cert),
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial": "%X" % cert.serial_number,
+        "not_before": _utc(cert.not_valid_before_utc),
+        "not_after": _utc(cert.not_valid_after_utc),
+        "key_usage": _key_usage(cert),
+        "is_ca": _basic_ca(cert),
+    }
+
+
+def _issued(issuer: Any, cert: Any) -> bool:
+    """Whether ``issuer`` signed ``cert`` (name match and a good signature)."""
+    if cert.issuer != issuer.subject:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+        return True
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+
+
+def _self_signed(cert: Any) -> bool:
+    return cert.issuer == cert.subject and _issued(cert, cert)
+
+
+def find_leaves(certs: Sequence[Any]) -> List[Any]:
+    """Encryption certificates: end of a chain (issues none of the others), not a root,
+    and either not a CA or carrying keyEncipherment (so a leaf wrongly marked CA is
+    still recognised, and refused later by ``basic_constraints``)."""
+    leaves = []
+    for cert in certs:
+        if _self_signed(cert):
+            continue
+        if any(other is not cert and other.issuer == cert.subject and _issued(cert, other)
+               for other in certs):
+            continue
+        if not _basic_ca(cert) or "key_encipherment" in _key_usage(cert):
+            leaves.append(cert)
+    return leaves
+
+
+def issuer_chain(leaf: Any, pool: Sequence[Any]) -> List[Any]:
+    """Authorities from ``pool`` above ``leaf``, issuing authority first.
+
+    Matched by name, preferring a certificate whose signature checks out: a bad
+    signature is reported by the chain check, with the authority still listed.
+    """
+    chain: List[Any] = []
+    current = leaf
+    while True:
+        named = [c for c in pool if c is not current and c not in chain
+                 and c.subject == current.issuer]
+        parent = next((c for c in named if _issued(c, current)), named[0] if named else None)
+        if parent is None:
+            return chain
+        chain.append(parent)
+        if parent.issuer == parent.subject:
+            return chain
+        current = parent
+
+
+# ----------------------------------------------------------------------- verify
+
+class Policy:
+    """What the operator configured (see the module's documentation)."""
+
+    def __init__(self, certificate_sha256: Optional[str] = None,
+                 authority_sha256: Optional[Sequence[str]] = None,
+                 trust_anchors: Optional[Sequence[bytes]] = None,
+                 generation: Optional[str] = None,
+                 retired_sha256: Optional[Sequence[str]] = None,
+                 valid_at: Optional[datetime.datetime] = None,
+                 min_days_remaining: int = 30,
+                 checksum: Optional[str] = None,
+                 limits: Optional[Limits] = None) -> None:
+        self.certificate_sha256 = (normalize_fingerprint(certificate_sha256)
+                                   if certificate_sha256 else None)
+        self.authority_sha256 = [normalize_fingerprint(v) for v in (authority_sha256 or [])]
+        self.trust_anchors = list(trust_anchors or [])
+        self.generation = generation
+        self.retired_sha256 = set(normalize_fingerprint(v) for v in (retired_sha256 or []))
+        self.valid_at = valid_at or datetime.datetime.now(datetime.timezone.utc)
+        if self.valid_at.tzinfo is None:
+            self.valid_at = self.valid_at.replace(tzinfo=datetime.timezone.utc)
+        self.min_days_remaining = min_days_remaining
+        self.checksum = checksum
+        self.limits = limits or Limits()
+
+
+def check_checksum(data: bytes, checksum: str) -> None:
+    """``algorithm:hexdigest`` as ansible.builtin.get_url takes it (sha256 if no prefix)."""
+    algorithm, expected = "sha256", checksum
+    prefix = checksum.split(":", 1)[0].strip().lower()
+    if ":" in checksum and prefix.isalnum() and not all(c in "0123456789abcdef" for c in prefix):
+        algorithm, expected = prefix, checksum.split(":", 1)[1]
+    if algorithm not in ("sha256", "sha384", "sha512"):
+        raise BundleError("checksum", "unsupported checksum algorithm %r (use sha256, sha384 "
+                          "or sha512)" % algorithm)
+    actual = hashlib.new(algorithm, data).hexdigest()
+    if actual != expected.strip().lower().replace(":", ""):
+        raise BundleError("checksum", "archive %s is %s, expected %s"
+                          % (algorithm, actual, expected.strip()))
+
+
+def load_anchor_certificates(items: Sequence[bytes]) -> List[Any]:
+    anchors: List[Any] = []
+    for item in items:
+        blocks = _pem_blocks(item)
+        try:
+            if blocks:
+                anchors += [x509.load_pem_x509_certificate(b) for label, b in blocks
+                            if label == "CERTIFICATE"]
+            else:
+                anchors.append(x509.load_der_x509_certificate(item))
+        except ValueError as exc:
+            raise BundleError("trust", "a configured trust anchor is not a certificate: %s" % exc)
+    if items and not anchors:
+        raise BundleError("trust", "trust_anchors holds no certificate")
+    return anchors
+
+
+def _generation_matches(cert: Any, generation: str) -> bool:
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    text = " ".join(str(n.value) for n in names) or cert.subject.rfc4514_string()
+    token = re.escape(generation)
+    return re.search(r"(?i)%s(?![0-9])" % token, text) is not None
+
+
+def _verify_chain(leaf: Any, intermediates: List[Any], roots: List[Any],
+                  when: datetime.datetime) -> List[Any]:
+    """Path validation by cryptography; returns the chain leaf -> anchor."""
+    builder = (verification.PolicyBuilder()
+               .store(verification.Store(roots))
+               .time(when)
+               .extension_policies(ca_policy=verification.ExtensionPolicy.webpki_defaults_ca(),
+                                   ee_policy=verification.ExtensionPolicy.permit_all()))
+    verifier = builder.build_client_verifier()
+    try:
+        verified = verifier.verify(leaf, intermediates)
+    except verification.VerificationError as exc:
+        raise BundleError("chain", "the certificate %s does not chain to a trusted authority: %s"
+                          % (leaf.subject.rfc4514_string(), exc))
+    return list(verified.chain)
+
+
+def verify_bundle(data: bytes, policy: Policy) -> Dict[str, Any]:
+    """Run every check on an archive; return the facts, or raise BundleError."""
+    if policy.checksum:
+        check_checksum(data, policy.checksum)
+    members = read_zip(data, policy.limits)
+    certs, documents, sources = parse_members(members)
+    anchors = load_anchor_certificates(policy.trust_anchors)
+
+    leaves = find_leaves(certs)
+    if len(leaves) != 1:
+        raise BundleError("leaf_count", "expected exactly one encryption certificate in the "
+                          "bundle, found %d%s" % (len(leaves), "".join(
+                              "\n  - %s (%s)" % (c.subject.rfc4514_string(), fingerprint(c))
+                              for c in leaves)))
+    leaf = leaves[0]
+    authorities = issuer_chain(leaf, [c for c in certs if c is not leaf])
+    extra = [c for c in certs if c is not leaf and c not in authorities]
+    facts = {
+        "certificate": describe(leaf),
+        "authority": [describe(c) for c in authorities],
+        "documents": documents,
+        "members": sources,
+        "archive_sha256": hashlib.sha256(data).hexdigest(),
+    }
+    warnings: List[str] = []
+    for cert in extra:
+        warnings.append("the bundle holds a certificate outside the chain, ignored: %s (%s)"
+                        % (cert.subject.rfc4514_string(), fingerprint(cert)))
+
+    for cert in [leaf] + authorities:
+        if fingerprint(cert) in policy.retired_sha256:
+            raise BundleError("retired", "%s (%s) is a retired generation; it must never be "
+                              "deployed again" % (cert.subject.rfc4514_string(), fingerprint(cert)),
+                              **facts)
+    if policy.generation and not _generation_matches(leaf, policy.generation):
+        raise BundleError("generation", "the encryption certificate %s is not generation %s"
+                          % (leaf.subject.rfc4514_string(), policy.generation), **facts)
+    key = leaf.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise BundleError("key_size", "the encryption certificate key is not RSA (%s)"
+                          % type(key).__name__, **facts)
+    if key.key_size < MIN_RSA_BITS:
+        raise BundleError("key_size", "the encryption certificate has a %d-bit RSA key; at "
+                          "least %d bits are required" % (key.key_size, MIN_RSA_BITS), **facts)
+    if _basic_ca(leaf):
+        raise BundleError("basic_constraints", "the encryption certificate %s is marked as a "
+                          "certificate authority (basicConstraints CA:TRUE)"
+                          % leaf.subject.rfc4514_string(), **facts)
+    if "key_encipherment" not in _key_usage(leaf):
+        raise BundleError("key_usage", "the encryption certificate %s lacks keyUsage "
+                          "keyEncipherment (has: %s)" % (leaf.subject.rfc4514_string(),
+                                                         ", ".join(_key_usage(leaf)) or "none"),
+                          **facts)
+    when = policy.valid_at
+    for cert in [leaf] + authorities:
+        if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
+            raise BundleError("validity", "%s is not valid at %s (valid %s to %s)" % (
+                cert.subject.rfc4514_string(), _utc(when), _utc(cert.not_valid_before_utc),
+                _utc(cert.not_valid_after_utc)), **facts)
+
+    leaf_fp = fingerprint(leaf)
+    if policy.certificate_sha256 and policy.certificate_sha256 != leaf_fp:
+        raise BundleError("pin", "the encryption certificate fingerprint %s differs from the "
+                          "pinned certificate_sha256 %s" % (leaf_fp, policy.certificate_sha256),
+                          **facts)
+    pinned_authorities = [c for c in authorities if fingerprint(c) in policy.authority_sha256]
+    if policy.authority_sha256 and not pinned_authorities:
+        raise BundleError("pin", "no authority in the bundle matches authority_sha256 (%s); the "
+                          "bundle's authorities are: %s" % (
+                              ", ".join(policy.authority_sha256),
+                              ", ".join("%s (%s)" % (c.subject.rfc4514_string(), fingerprint(c))
+                                        for c in authorities) or "none"), **facts)
+    if not anchors and not pinned_authorities:
+        listing = "\n".join("  %s  %s" % (fingerprint(c), c.subject.rfc4514_string())
+                            for c in [leaf] + authorities)
+        hint = (" certificate_sha256 alone does not authenticate the authority that will be "
+                "installed as trusted;" if policy.certificate_sha256 else "")
+        raise BundleError("trust", "refusing an unauthenticated bundle:%s set authority_sha256 "
+                          "(and certificate_sha256) to the fingerprints published by the "
+                          "ministry, or trust_anchors to its root. Compare these SHA-256 "
+                          "fingerprints out of band before pinning them:\n%s" % (hint, listing),
+                          **facts)
+
+    # Chain: to the configured anchors when given, else to the pinned authority.
+    roots = anchors if anchors else pinned_authorities
+    intermediates = [c for c in authorities if c not in roots]
+    chain = _verify_chain(leaf, intermediates, roots, when)
+    if anchors and policy.authority_sha256:
+        chained = set(fingerprint(c) for c in chain)
+        if not any(fp in chained for fp in policy.authority_sha256):
+            raise BundleError("pin", "the pinned authority is not on the verified chain", **facts)
+    for cert in chain[1:]:
+        if fingerprint(cert) in policy.retired_sha256:
+            raise BundleError("retired", "the chain goes through retired %s"
+                              % cert.subject.rfc4514_string(), **facts)
+
+    days_left = (leaf.not_valid_after_utc - when).days
+    if days_left < policy.min_days_remaining:
+        warnings.append("the encryption certificate expires in %d days (%s)"
+                        % (days_left, _utc(leaf.not_valid_after_utc)))
+    facts["chain"] = [c.subject.rfc4514_string() for c in chain]
+    facts["chain_sha256"] = [fingerprint(c) for c in chain]
+    facts["trusted_by"] = "trust_anchors" if anchors else "authority_sha256"
+    facts["days_remaining"] = days_left
+    facts["warnings"] = warnings
+    return facts

@@ -1,0 +1,324 @@
+#!/usr/bin/python
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: bundle
+short_description: Fetch and verify the SNE encryption certificate bundle
+version_added: 0.1.0
+description:
+  - Downloads (or reads) the zip archive in which the ministry publishes a new generation of
+    the SNE encryption certificate and its authority, reads it in memory with strict limits,
+    and verifies it before anything is deployed.
+  - The bundle is accepted only if it is authenticated, either by pinned SHA-256 fingerprints
+    (O(authority_sha256), optionally O(certificate_sha256)) or by a chain to a configured
+    O(trust_anchors) certificate. With neither, the module fails and prints the fingerprints
+    to compare out of band (fail closed).
+  - The encryption certificate must be RSA of at least 2048 bits, carry keyUsage
+    keyEncipherment, not be a CA, be valid at O(valid_at), not be listed in
+    O(retired_sha256), and be the only encryption certificate in the bundle. The chain is
+    validated by C(cryptography.x509.verification).
+  - Every refusal names the check that failed in RV(ignore:check) (for example V(validity),
+    V(chain), V(zip_path)).
+  - "Runs on the controller: use it with C(delegate_to: localhost) and C(run_once: true)."
+author:
+  - sne.guichet developers (@sne-guichet)
+requirements:
+  - cryptography >= 45.0.0 (on the host that runs the module, normally the controller)
+attributes:
+  check_mode:
+    support: full
+    description: Verification runs in check mode too; nothing is written to O(cache_dir).
+  diff_mode:
+    support: none
+    description: The module changes nothing that a diff could show.
+  idempotent:
+    support: full
+    description: Re-running with the same bundle reports no change.
+options:
+  src:
+    description:
+      - V(https://...) or V(http://...) URL of the zip, or a path to it on the host running
+        the module.
+      - Plain HTTP is acceptable only because the content is authenticated by pins or anchors.
+    type: str
+    required: true
+  checksum:
+    description:
+      - Expected checksum of the archive, C(algorithm:hex) as for M(ansible.builtin.get_url)
+        (V(sha256), V(sha384), V(sha512)); plain hex means SHA-256.
+    type: str
+  certificate_sha256:
+    description:
+      - Pinned SHA-256 fingerprint of the encryption certificate, as printed by
+        C(openssl x509 -noout -fingerprint -sha256) (colons and case do not matter).
+    type: str
+  authority_sha256:
+    description:
+      - Pinned SHA-256 fingerprints of the issuing authority (any one may match). With
+        O(trust_anchors) unset, the certificate must chain to this authority.
+    type: list
+    elements: str
+    default: []
+  trust_anchors:
+    description:
+      - Root certificates (PEM or DER content, or paths on the host running the module) the
+        bundle must chain to.
+    type: list
+    elements: str
+    default: []
+  generation:
+    description:
+      - Generation the encryption certificate must be, for example V(V5); matched in its
+        subject common name (V(V5) matches C(Chiffrement_SNEV5) but not C(...V50)).
+    type: str
+  retired_sha256:
+    description:
+      - Fingerprints that must never be accepted (the retired generations, e.g. V4 and its
+        authority). Any of them in the bundle's chain refuses it.
+    type: list
+    elements: str
+    default: []
+  valid_at:
+    description:
+      - Instant at which the certificates must be valid, ISO 8601 (V(2016-01-07T09:00:00Z)),
+        or V(now).
+    type: str
+    default: now
+  min_days_remaining:
+    description:
+      - Warn when the encryption certificate expires in fewer days than this after O(valid_at).
+    type: int
+    default: 30
+  validate_certs:
+    description:
+      - Verify the TLS certificate of an V(https://) O(src). Turning this off is reported as a
+        warning; the bundle's own verification still applies.
+    type: bool
+    default: true
+  ca_path:
+    description:
+      - PEM file of certificate authorities to validate the download server with, instead of
+        the system's.
+    type: path
+  use_proxy:
+    description:
+      - Use the proxy given by the environment (C(https_proxy), C(http_proxy), C(no_proxy)).
+    type: bool
+    default: true
+  timeout:
+    description: Download timeout in seconds.
+    type: int
+    default: 30
+  max_archive_size:
+    description: Largest archive accepted, in bytes.
+    type: int
+    default: 16777216
+  max_members:
+    description: Largest number of members accepted in the archive.
+    type: int
+    default: 64
+  max_member_size:
+    description: Largest uncompressed member accepted, in bytes.
+    type: int
+    default: 4194304
+  cache_dir:
+    description:
+      - When set, the verified archive and the certificate and authority (PEM and DER) are
+        written into this folder, under names derived from O(generation) and the
+        fingerprints; nothing is ever written outside it, whatever the archive's member
+        names say.
+    type: path
+notes:
+  - Supports C(https_proxy) and C(no_proxy) from the environment like M(ansible.builtin.get_url).
+seealso:
+  - module: sne.guichet.keystores
+"""
+
+EXAMPLES = r"""
+- name: Verify the V5 bundle against the pins published by the ministry
+  sne.guichet.bundle:
+    src: http://sne.example.org/Chiffrement_SNEV5.zip
+    generation: V5
+    certificate_sha256: "{{ sne_certificate_sha256 }}"
+    authority_sha256: ["{{ sne_authority_sha256 }}"]
+    retired_sha256: "{{ sne_retired_sha256 }}"
+  delegate_to: localhost
+  run_once: true
+  register: sne_bundle
+
+- name: Verify a local copy against the ministry's root instead of pins
+  sne.guichet.bundle:
+    src: /srv/sne/Chiffrement_SNEV5.zip
+    trust_anchors:
+      - /etc/sne/racine-ministere.pem
+    generation: V5
+    valid_at: "2016-01-07T09:00:00Z"
+  delegate_to: localhost
+  run_once: true
+  register: sne_bundle
+
+- name: Show what will be deployed
+  ansible.builtin.debug:
+    msg: "{{ sne_bundle.certificate.subject }} {{ sne_bundle.certificate.sha256 }}"
+"""
+
+RETURN = r"""
+certificate:
+  description: The encryption certificate.
+  returned: success
+  type: dict
+  contains:
+    pem:
+      description: The certificate, PEM.
+      type: str
+      returned: success
+      sample: "-----BEGIN CERTIFICATE-----\nMIID...\n-----END CERTIFICATE-----\n"
+    sha256:
+      description: SHA-256 fingerprint, as C(openssl x509 -fingerprint -sha256) prints it.
+      type: str
+      returned: success
+      sample: "3A:7F:...:C2"
+    subject:
+      description: Subject, RFC 4514.
+      type: str
+      returned: success
+      sample: CN=Chiffrement_SNEV5,O=Ministere,C=FR
+    issuer:
+      description: Issuer, RFC 4514.
+      type: str
+      returned: success
+      sample: CN=AC SNE V5,O=Ministere,C=FR
+    serial:
+      description: Serial number, hexadecimal.
+      type: str
+      returned: success
+      sample: 5E01
+    not_before:
+      description: Start of validity, UTC.
+      type: str
+      returned: success
+      sample: "2016-01-01T00:00:00Z"
+    not_after:
+      description: End of validity, UTC.
+      type: str
+      returned: success
+      sample: "2019-01-01T00:00:00Z"
+    key_usage:
+      description: Key usages.
+      type: list
+      elements: str
+      returned: success
+      sample: [key_encipherment]
+    is_ca:
+      description: Whether basicConstraints says CA.
+      type: bool
+      returned: success
+      sample: false
+authority:
+  description: The authorities above the certificate found in the bundle, the issuing authority
+    first; each has the same keys as RV(certificate).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"subject": "CN=AC SNE V5,O=Ministere,C=FR", "sha256": "9B:...:01"}]
+chain:
+  description: Subjects of the verified chain, from the certificate to the trust anchor.
+  returned: success
+  type: list
+  elements: str
+  sample: ["CN=Chiffrement_SNEV5", "CN=AC SNE V5", "CN=Racine"]
+chain_sha256:
+  description: Fingerprints of the verified chain, in the order of RV(chain).
+  returned: success
+  type: list
+  elements: str
+  sample: ["3A:7F:...:C2", "9B:...:01"]
+trusted_by:
+  description: What authenticated the bundle, V(trust_anchors) or V(authority_sha256).
+  returned: success
+  type: str
+  sample: authority_sha256
+days_remaining:
+  description: Days from O(valid_at) to the end of the certificate's validity.
+  returned: success
+  type: int
+  sample: 1095
+archive_sha256:
+  description: SHA-256 of the archive, lowercase hex.
+  returned: always
+  type: str
+  sample: 0f3c...e1
+documents:
+  description: Archive members that are not certificates (the instructions).
+  returned: success
+  type: list
+  elements: str
+  sample: [Installation_certificat_SNE.pdf]
+members:
+  description: Archive members that held certificates.
+  returned: success
+  type: list
+  elements: str
+  sample: [Chiffrement_SNEV5.cer, AC_SNE_V5.cer]
+bundle_warnings:
+  description: Warnings about the bundle (also shown as Ansible warnings), e.g. near expiry.
+  returned: success
+  type: list
+  elements: str
+  sample: ["the encryption certificate expires in 12 days (2016-01-19T00:00:00Z)"]
+check:
+  description: On failure, the name of the check that refused the bundle.
+  returned: failure
+  type: str
+  sample: chain
+files:
+  description: Files written into O(cache_dir) (empty when it is unset or in check mode).
+  returned: success
+  type: dict
+  sample: {"archive": "/var/cache/sne/V5-3a7f.zip", "certificate_pem": "/var/cache/sne/V5-3a7f.pem"}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sne.guichet.plugins.module_utils._bundle_module import run_bundle
+from ansible_collections.sne.guichet.plugins.module_utils._cryptography_dep import (
+    CRYPTOGRAPHY_IMPORT_ERROR,
+    cryptography_problem,
+)
+
+
+def main() -> None:
+    argument_spec = dict(
+        src=dict(type="str", required=True),
+        checksum=dict(type="str"),
+        certificate_sha256=dict(type="str"),
+        authority_sha256=dict(type="list", elements="str", default=[]),
+        trust_anchors=dict(type="list", elements="str", default=[]),
+        generation=dict(type="str"),
+        retired_sha256=dict(type="list", elements="str", default=[]),
+        valid_at=dict(type="str", default="now"),
+        min_days_remaining=dict(type="int", default=30),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        use_proxy=dict(type="bool", default=True),
+        timeout=dict(type="int", default=30),
+        max_archive_size=dict(type="int", default=16 * 1024 * 1024),
+        max_members=dict(type="int", default=64),
+        max_member_size=dict(type="int", default=4 * 1024 * 1024),
+        cache_dir=dict(type="path"),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    problem = cryptography_problem()
+    if problem:
+        module.fail_json(msg=missing_required_lib("cryptography >= 45.0.0") + " (%s)" % problem,
+                         exception=CRYPTOGRAPHY_IMPORT_ERROR)
+    run_bundle(module)
+
+
+if __name__ == "__main__":
+    main()
