@@ -9,6 +9,7 @@ This API is private to the sne.guichet collection; it may change without notice.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import os
 from typing import Any, Dict, List, Tuple
 
@@ -93,6 +94,17 @@ def write_cache(cache_dir: str, generation: str, archive: bytes, facts: Dict[str
     return written, changed
 
 
+def summarize(facts: Dict[str, Any]) -> Dict[str, Any]:
+    """What a refusal reports: who the certificates are, not their PEM."""
+    keys = ("subject", "issuer", "sha256", "serial", "not_before", "not_after")
+    result: Dict[str, Any] = {}
+    if "certificate" in facts:
+        result["certificate"] = {k: facts["certificate"][k] for k in keys}
+    if "authority" in facts:
+        result["authority"] = [{k: a[k] for k in keys} for a in facts["authority"]]
+    return result
+
+
 def run_bundle(module: Any) -> None:
     params = module.params
     try:
@@ -130,8 +142,8 @@ def run_bundle(module: Any) -> None:
         facts = verify_bundle(data, policy)
     except BundleError as exc:
         module.fail_json(msg="bundle refused by check '%s': %s" % (exc.check, exc.msg),
-                         check=exc.check, archive_sha256=exc.facts.get("archive_sha256"),
-                         **{k: v for k, v in exc.facts.items() if k != "archive_sha256"})
+                         check=exc.check, archive_sha256=hashlib.sha256(data).hexdigest(),
+                         **summarize(exc.facts))
     for warning in facts["warnings"]:
         module.warn(warning)
     facts["bundle_warnings"] = facts.pop("warnings")

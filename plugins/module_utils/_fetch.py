@@ -31,7 +31,8 @@ def read_source(module: Any, src: str, max_size: int, timeout: int) -> bytes:
     environment (``https_proxy``, ``no_proxy``...).
     """
     if is_url(src):
-        response, info = fetch_url(module, src, timeout=timeout, method="GET")
+        response, info = fetch_url(module, src, timeout=timeout, method="GET",
+                                   ca_path=module.params.get("ca_path"))
         status = info.get("status", -1)
         if response is None or status != 200:
             raise FetchError("cannot download %s: HTTP %s %s" % (src, status, info.get("msg", "")))
