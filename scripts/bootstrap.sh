@@ -16,6 +16,7 @@ if [ "$REQ" = requirements-test.txt ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v rsync >/dev/null || missing+=(rsync)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${missing[*]}"
@@ -42,4 +43,12 @@ if [ ! -e "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r "$REQ"
   touch "$stamp"
+fi
+
+# Make the collection findable by ansible-playbook as sne.guichet without installing it:
+# .build/collections/ansible_collections/sne/guichet -> this repository.
+link=.build/collections/ansible_collections/sne/guichet
+if [ ! -e "$link" ]; then
+  mkdir -p "$(dirname "$link")"
+  ln -sfn "$ROOT" "$link"
 fi

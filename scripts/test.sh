@@ -49,7 +49,7 @@ stage_sanity() {
 stage_lint() {
   local copy
   copy="$(bash scripts/collection-copy.sh "$ROOT/.build/lint")"
-  (cd "$copy" && ansible-lint --profile production --offline)
+  (cd "$copy" && ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/lint" ansible-lint --profile production --offline)
 }
 
 status=0

@@ -259,7 +259,7 @@ def write_zip(path: str, members: Sequence[Tuple[str, bytes]], bomb: Optional[st
             # 64 MiB of zeros, deflated while streaming: ~64 KiB on disk, never 64 MiB in memory.
             chunk = bytes(1024 * 1024)
             with zf.open(_zipinfo(bomb, zipfile.ZIP_DEFLATED), "w") as fh:
-                for _ in range(BOMB_SIZE // len(chunk)):
+                for _chunk in range(BOMB_SIZE // len(chunk)):
                     fh.write(chunk)
 
 
@@ -442,7 +442,7 @@ def build(outdir: str) -> Dict[str, Any]:
             "expect": b.expect,
             "leaf": b.leaf,
             "authority": b.authority,
-            "members": [m for m, _ in b.members] + ([b.bomb] if b.bomb else []),
+            "members": [m[0] for m in b.members] + ([b.bomb] if b.bomb else []),
         }
         for opt in ("note", "expect_default"):
             if getattr(b, opt) is not None:
