@@ -1,0 +1,204 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Backend for Java KeyStore files (JKS; JCEKS files are handled the same way).
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library only (no keytool, no cryptography).
+
+Trusted-certificate entries are the CertEntry list (name = alias). Private-key and
+secret-key entries are never offered for removal or replacement: they are carried
+over byte for byte. Their certificate chains are reported in ``details`` so that a
+retired fingerprint hidden inside a key's chain is visible, but left alone.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Optional, Set, Union
+
+from ansible_collections.sne.guichet.plugins.module_utils._atomic import (
+    Backups,
+    _os_error,
+    atomic_write,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._jks import (
+    JKS_MAGIC,
+    TAG_PRIVATE_KEY,
+    TAG_SECRET_KEY,
+    TAG_TRUSTED_CERT,
+    JksEntry,
+    JksFile,
+    parse,
+    serialize,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+    NOT_FOUND,
+    VERIFY_FAILED,
+    WRONG_PASSWORD,
+    CertEntry,
+    Plan,
+    Store,
+    StoreError,
+)
+
+
+def as_backups(backups: Union[Backups, str, None]) -> Backups:
+    """Accept a Backups object, a backup folder, or None (no backup)."""
+    if isinstance(backups, Backups):
+        return backups
+    return Backups(backups, None)
+
+
+def read_store_file(path: str) -> Optional[bytes]:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise _os_error("read", path, exc)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JksStore(Store):
+    """A JKS (or JCEKS) keystore read and written by the pure-Python codec."""
+
+    TYPE = "jks"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keystore: Optional[JksFile] = None
+        self._original: Optional[bytes] = None  # bytes seen by load(); None = no file
+
+    # ---------------------------------------------------------------- reading
+    def _read(self) -> JksFile:
+        data = read_store_file(self.spec.path)
+        if data is None:
+            if not self.spec.create:
+                raise StoreError(NOT_FOUND, "keystore %s does not exist" % self.spec.path)
+            self._original = None
+            return JksFile(JKS_MAGIC, 2, [])
+        self._original = data
+        return parse(data, self.spec.password)
+
+    def load(self) -> List[CertEntry]:
+        keystore = self._read()
+        self._keystore = keystore
+        private_keys: List[Dict[str, Any]] = []
+        secret_keys: List[str] = []
+        entries: List[CertEntry] = []
+        for entry in keystore.entries:
+            if entry.tag == TAG_TRUSTED_CERT:
+                if entry.cert_type == "X.509" and entry.der is not None:
+                    entries.append(CertEntry(entry.alias, entry.der))
+            elif entry.tag == TAG_PRIVATE_KEY:
+                private_keys.append({"alias": entry.alias,
+                                     "chain": entry.chain_fingerprints()})
+            elif entry.tag == TAG_SECRET_KEY:
+                secret_keys.append(entry.alias)
+        self.details.update({
+            "backend": "stdlib",
+            "format": keystore.format if self._original is not None else "jks",
+            "exists": self._original is not None,
+            "integrity_checked": keystore.integrity_checked,
+            "private_keys": private_keys,
+            "secret_keys": secret_keys,
+        })
+        return entries
+
+    def private_key_matches(self, fingerprints: Set[str]) -> List[Dict[str, str]]:
+        """Private-key entries whose chain holds one of ``fingerprints`` (not touched)."""
+        found = []
+        for key in self.details.get("private_keys", []):
+            for position, fingerprint in enumerate(key["chain"]):
+                if fingerprint in fingerprints:
+                    found.append({"alias": key["alias"], "sha256": fingerprint,
+                                  "position": str(position)})
+        return found
+
+    def plan(self, entries: List[CertEntry], present: List[CertEntry],
+             absent: Set[str]) -> Plan:
+        result = super().plan(entries, present, absent)
+        # A fingerprint to retire found only in a key's chain is reported, never removed.
+        self.details["retired_in_private_keys"] = self.private_key_matches(set(absent))
+        return result
+
+    # ---------------------------------------------------------------- writing
+    def build(self, plan: Plan) -> JksFile:
+        """The keystore as it must be after ``plan`` (removals first, then additions)."""
+        if self._keystore is None:
+            raise StoreError(VERIFY_FAILED, "load() must run before apply()")
+        new = self._keystore.copy()
+        for wanted in plan.remove:
+            entry = new.find(wanted.name)
+            if entry is None or entry.tag != TAG_TRUSTED_CERT or entry.sha256 != wanted.sha256:
+                raise StoreError(VERIFY_FAILED, "entry %r is not the trusted certificate %s that "
+                                 "was planned for removal" % (wanted.name, wanted.sha256))
+            new.entries.remove(entry)
+        stamp = now_ms()
+        for cert in plan.add:
+            new.add_trusted(cert.name, cert.der, stamp)
+        return new
+
+    def apply(self, plan: Plan, backups: Union[Backups, str, None]) -> Optional[str]:
+        if not plan.changed:
+            return None
+        if self.spec.password is None:
+            raise StoreError(WRONG_PASSWORD, "no store password given: it is required to change "
+                             "%s" % self.spec.path)
+        # The file must still be what load() saw (nobody wrote it in between).
+        current = read_store_file(self.spec.path)
+        if current != self._original:
+            raise StoreError(VERIFY_FAILED, "%s changed since it was read; nothing written"
+                             % self.spec.path)
+        new = self.build(plan)
+        data = serialize(new, self.spec.password)
+        original = list(self._keystore.entries) if self._keystore else []
+        removed = set(c.sha256 for c in plan.remove)
+        added = set(c.sha256 for c in plan.add)
+        password = self.spec.password
+
+        def verify(tmp: str) -> None:
+            try:
+                with open(tmp, "rb") as handle:
+                    written = parse(handle.read(), password)
+            except (OSError, StoreError) as exc:
+                raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc)
+            check_written(written, new, original, removed, added)
+
+        backup = as_backups(backups).save(self.spec.path)
+        atomic_write(self.spec.path, data, verify=verify, owner=self.spec.owner,
+                     group=self.spec.group, mode=self.spec.mode)
+        self._original = data
+        self._keystore = new
+        return backup
+
+
+def check_written(written: JksFile, planned: JksFile, original: List[JksEntry],
+                  removed: Set[str], added: Set[str]) -> None:
+    """Raise VERIFY_FAILED unless ``written`` is exactly the planned keystore.
+
+    Every entry of ``original`` must be in ``written`` byte for byte, unless it is a
+    trusted certificate planned for removal; removed fingerprints must be gone and
+    added ones present.
+    """
+    if (written.magic, written.version) != (planned.magic, planned.version):
+        raise StoreError(VERIFY_FAILED, "written keystore has another format or version")
+    raws = [e.raw for e in written.entries]
+    if raws != [e.raw for e in planned.entries]:
+        raise StoreError(VERIFY_FAILED, "written keystore differs from the planned one")
+    kept = set(raws)
+    for entry in original:
+        if entry.raw not in kept and not (entry.tag == TAG_TRUSTED_CERT and entry.sha256 in removed):
+            raise StoreError(VERIFY_FAILED, "entry %r was not planned for removal but is missing"
+                             % entry.alias)
+    held = set(e.sha256 for e in written.entries if e.tag == TAG_TRUSTED_CERT)
+    if held & removed:
+        raise StoreError(VERIFY_FAILED, "a certificate planned for removal is still present")
+    if added - held:
+        raise StoreError(VERIFY_FAILED, "a certificate planned for addition is missing")

@@ -1,0 +1,499 @@
+"""Pkcs12Store with both backends (cryptography, keytool), checked with the real keytool."""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import hashlib
+import os
+import shutil
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ansible_collections.sne.guichet.plugins.module_utils import _atomic
+from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as P
+from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+    CORRUPT,
+    IO_ERROR,
+    NOT_FOUND,
+    TOOL_MISSING,
+    UNKNOWN_FORMAT,
+    VERIFY_FAILED,
+    WRONG_PASSWORD,
+    CertEntry,
+    StoreError,
+    StoreSpec,
+)
+
+KEYTOOL = shutil.which("keytool")
+pytestmark = pytest.mark.skipif(KEYTOOL is None, reason="keytool is needed for these tests")
+PASSWORD = "changeit"
+ENV = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
+JOPTS = ["-J-Duser.language=en", "-J-Dfile.encoding=UTF-8", "-J-Dsun.stdout.encoding=UTF-8"]
+
+
+def keytool(*args, check=True):
+    proc = subprocess.run([KEYTOOL] + JOPTS + list(args), capture_output=True, text=True, env=ENV,
+                          check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError("keytool %s failed: %s%s" % (args, proc.stdout, proc.stderr))
+    return proc
+
+
+def make_cert(cn, issuer=None):
+    """A self-signed CA certificate, or a leaf issued by ``issuer`` = (name, key)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_name, issuer_key = issuer or (name, key)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER), (name, key)
+
+
+class Runner:
+    """run_command as AnsibleModule has it; records every argv."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, argv, data=None, environ_update=None):
+        self.calls.append(list(argv))
+        env = dict(os.environ)
+        env.update(environ_update or {})
+        proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+
+def find_tool(name):
+    return shutil.which(name)
+
+
+def no_tool(name):
+    return None
+
+
+def sha(path):
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """keytool-made PKCS12 stores: a truststore, and a keystore with a key and a secret."""
+    root = tmp_path_factory.mktemp("store_p12")
+    pw = root / "pw"
+    pw.write_text(PASSWORD + "\n")
+    certs = {name: make_cert("p12 test " + name)[0] for name in ("ca1", "ca2", "v4", "spare")}
+    certs["authority"], authority = make_cert("p12 test authority")
+    certs["v5"], _key = make_cert("p12 test v5 (encryption, issued by the authority)", authority)
+    for name, der in certs.items():
+        (root / (name + ".der")).write_bytes(der)
+    trust = str(root / "trust.p12")
+    keys = str(root / "keys.p12")
+    for path, aliases in ((trust, (("CA1", "ca1"), ("Old-Ministry-Cert-2014", "v4"))),
+                          (keys, (("ca1", "ca1"), ("old-ministry-cert-2014", "v4"), ("ca2", "ca2")))):
+        for alias, name in aliases:
+            keytool("-importcert", "-noprompt", "-alias", alias, "-file", str(root / (name + ".der")),
+                    "-storetype", "PKCS12", "-keystore", path, "-storepass:file", str(pw))
+    common = ["-storetype", "PKCS12", "-keystore", keys, "-storepass:file", str(pw)]
+    keytool("-genkeypair", "-alias", "Server", "-keyalg", "EC", "-dname", "CN=server", *common)
+    keytool("-genseckey", "-alias", "hmac", "-keyalg", "AES", "-keysize", "128", *common)
+    server_fp = keytool("-list", *common).stdout.split("PrivateKeyEntry")[1].split("): ")[1].split()[0]
+    return {"root": root, "pw": str(pw), "certs": certs, "trust": trust, "keys": keys,
+            "server_fp": server_fp}
+
+
+@pytest.fixture
+def copy_of(world, tmp_path):
+    def copy(name):
+        folder = tmp_path / "etc"
+        folder.mkdir(exist_ok=True)
+        path = folder / (name + ".p12")
+        shutil.copy(world[name], path)
+        return str(path)
+    return copy
+
+
+def make_store(path, password=PASSWORD, runner=None, tool=find_tool, **kwargs):
+    return P.Pkcs12Store(StoreSpec(path, "pkcs12", password=password, **kwargs),
+                         runner or Runner(), tool)
+
+
+def entry(world, name, label=None):
+    return CertEntry(label or name, world["certs"][name])
+
+
+def listing(world, path, *extra):
+    return keytool("-list", *extra, "-storetype", "PKCS12", "-keystore", path,
+                   "-storepass:file", world["pw"]).stdout
+
+
+def rotate(world, path, **kwargs):
+    store = make_store(path, **kwargs)
+    entries = store.load()
+    plan = store.plan(entries, [entry(world, "v5", "SNE-Chiffrement-V5"), entry(world, "authority")],
+                      {entry(world, "v4").sha256})
+    assert [e.name for e in plan.remove] == ["old-ministry-cert-2014"]
+    backup = store.apply(plan, None)
+    return store, backup
+
+
+def assert_rotated(world, path, total):
+    verbose = listing(world, path, "-v")
+    assert "Your keystore contains %d entr" % total in verbose
+    assert entry(world, "v5").sha256 in verbose and entry(world, "authority").sha256 in verbose
+    assert entry(world, "v4").sha256 not in verbose
+    assert "Alias name: sne-chiffrement-v5" in verbose  # keytool lists PKCS12 aliases lowercased
+    rfc = listing(world, path, "-rfc")
+    assert "Entry type: trustedCertEntry" in rfc
+    return verbose
+
+
+# ------------------------------------------------------------------ cryptography backend
+
+def test_truststore_uses_cryptography(world, copy_of):
+    path = copy_of("trust")
+    runner = Runner()
+    store = make_store(path, runner=runner, tool=no_tool)  # no keytool needed at all
+    entries = store.load()
+    assert store.details["backend"] == "cryptography"
+    assert sorted(e.name for e in entries) == ["ca1", "old-ministry-cert-2014"]
+    plan = store.plan(entries, [entry(world, "v5", "SNE-Chiffrement-V5"), entry(world, "authority")],
+                      {entry(world, "v4").sha256})
+    store.apply(plan, None)
+    assert runner.calls == []
+    verbose = assert_rotated(world, path, 3)
+    assert "Alias name: ca1" in verbose
+    # serialize_java_truststore keeps the friendlyName case and the Java trust attribute
+    loaded = pkcs12.load_pkcs12(open(path, "rb").read(), PASSWORD.encode())
+    assert sorted(c.friendly_name for c in loaded.additional_certs) == [
+        b"CA1", b"SNE-Chiffrement-V5", b"authority"]
+
+
+def test_truststore_create_with_cryptography(world, tmp_path):
+    path = str(tmp_path / "new.p12")
+    store = make_store(path, create=True, tool=no_tool)
+    assert store.load() == []
+    store.apply(store.plan([], [entry(world, "v5", "V5")], set()), Backups(str(tmp_path / "b"), "r"))
+    assert entry(world, "v5").sha256 in listing(world, path, "-v")
+
+
+def test_removing_the_last_certificate_falls_back_to_keytool(world, copy_of):
+    path = copy_of("trust")
+    store = make_store(path)
+    entries = store.load()
+    plan = store.plan(entries, [], set(e.sha256 for e in entries))
+    store.apply(plan, None)
+    assert store.details["backend"] == "keytool"
+    assert "Your keystore contains 0 entries" in listing(world, path)
+
+
+# ------------------------------------------------------------------ keytool backend
+
+def test_keystore_with_private_key_uses_keytool(world, copy_of):
+    path = copy_of("keys")
+    runner = Runner()
+    store, _backup = rotate(world, path, runner=runner)
+    assert store.details["backend"] == "keytool"
+    assert store.details["private_keys"] == [{"alias": "server", "chain": [world["server_fp"]]}]
+    assert store.details["secret_keys"] == ["hmac"]
+    verbose = assert_rotated(world, path, 6)
+    assert world["server_fp"] in verbose
+    rfc = listing(world, path, "-rfc")
+    assert rfc.count("Entry type: PrivateKeyEntry") == 1 and rfc.count("Entry type: SecretKeyEntry") == 1
+    # the private key still works
+    keytool("-exportcert", "-rfc", "-alias", "server", "-storetype", "PKCS12", "-keystore", path,
+            "-storepass:file", world["pw"])
+    csr = keytool("-certreq", "-alias", "server", "-storetype", "PKCS12", "-keystore", path,
+                  "-storepass:file", world["pw"]).stdout
+    assert "BEGIN NEW CERTIFICATE REQUEST" in csr
+    # the password never appears on a command line, and its file is gone afterwards
+    password_files = set()
+    for argv in runner.calls:
+        assert not any(PASSWORD in arg for arg in argv)
+        assert "-storepass:file" in argv
+        password_files.add(argv[argv.index("-storepass:file") + 1])
+    assert password_files and not any(os.path.exists(f) for f in password_files)
+    assert all("-J-Duser.language=en" in argv for argv in runner.calls)
+
+
+def test_truststore_without_cryptography_uses_keytool(world, copy_of, monkeypatch):
+    monkeypatch.setattr(P, "HAS_CRYPTOGRAPHY", False)
+    path = copy_of("trust")
+    store, _backup = rotate(world, path)
+    assert store.details["backend"] == "keytool"
+    assert_rotated(world, path, 3)
+
+
+def test_keytool_present_under_another_alias_is_a_no_op(world, copy_of):
+    path = copy_of("keys")
+    before = sha(path)
+    store = make_store(path)
+    plan = store.plan(store.load(), [entry(world, "ca2", "renamed")], set())
+    assert not plan.changed and store.apply(plan, None) is None
+    assert sha(path) == before
+
+
+def test_keytool_alias_collision_and_backup(world, copy_of, tmp_path):
+    path = copy_of("keys")
+    before = open(path, "rb").read()
+    store = make_store(path)
+    plan = store.plan(store.load(), [entry(world, "spare", "CA1")], set())
+    copy = store.apply(plan, Backups(str(tmp_path / "bk"), "run"))
+    assert open(copy, "rb").read() == before
+    assert "Alias name: ca1-2" in listing(world, path, "-v")
+
+
+def test_retired_in_a_private_key_chain_is_reported(world, copy_of):
+    path = copy_of("keys")
+    store = make_store(path)
+    plan = store.plan(store.load(), [], {world["server_fp"]})
+    assert not plan.changed
+    assert store.details["retired_in_private_keys"][0]["alias"] == "server"
+
+
+def test_odd_password_and_non_ascii_alias(world, tmp_path, monkeypatch):
+    # JDK 17 refuses non-ASCII PKCS12 passwords ("Password is not ASCII"): shell-hostile ASCII
+    password = "p@ss w0rd\"'$(id);-storepass"
+    pw = tmp_path / "pw"
+    pw.write_text(password + "\n", encoding="utf-8")
+    path = str(tmp_path / "u.p12")
+    keytool("-importcert", "-noprompt", "-alias", "Été", "-file", str(world["root"] / "v4.der"),
+            "-storetype", "PKCS12", "-keystore", path, "-storepass:file", str(pw))
+    for crypto in (True, False):
+        monkeypatch.setattr(P, "HAS_CRYPTOGRAPHY", crypto)
+        store = make_store(path, password=password)
+        entries = store.load()
+        assert "été" in [e.name for e in entries]
+        plan = store.plan(entries, [entry(world, "v5" if crypto else "authority", "Clé-%s" % crypto)],
+                          set())
+        store.apply(plan, None)
+        assert store.details["backend"] == ("cryptography" if crypto else "keytool")
+    out = keytool("-list", "-storetype", "PKCS12", "-keystore", path, "-storepass:file", str(pw)).stdout
+    assert "Your keystore contains 3 entries" in out
+    assert "clé-true" in out and "clé-false" in out and "été" in out
+
+
+# ------------------------------------------------------------------ failures leave the file as it was
+
+def _expect_failure(path, code, action):
+    before = sha(path)
+    with pytest.raises(StoreError) as err:
+        action()
+    assert err.value.code == code, err.value.reason
+    assert sha(path) == before
+    assert [n for n in os.listdir(os.path.dirname(path)) if n.endswith(".sne-tmp")] == []
+    return err.value
+
+
+@pytest.mark.parametrize("name", ["trust", "keys"])
+def test_wrong_password(copy_of, name):
+    path = copy_of(name)
+    err = _expect_failure(path, WRONG_PASSWORD, make_store(path, password="wrong").load)
+    assert err.reason == "store password incorrect (integrity check failed)"
+
+
+def test_wrong_password_reported_by_keytool_itself(copy_of, monkeypatch):
+    monkeypatch.setattr(P, "mac_matches", lambda info, password: None)  # skip the stdlib check
+    path = copy_of("keys")
+    err = _expect_failure(path, WRONG_PASSWORD, make_store(path, password="wrong").load)
+    assert "keystore password was incorrect" in err.reason
+
+
+def test_no_password(copy_of):
+    path = copy_of("trust")
+    _expect_failure(path, WRONG_PASSWORD, make_store(path, password=None).load)
+
+
+@pytest.mark.parametrize("cut", [2, 40, 500, -1])
+def test_truncated(copy_of, cut):
+    path = copy_of("keys")
+    data = open(path, "rb").read()
+    with open(path, "wb") as handle:
+        handle.write(data[:cut])
+    err = _expect_failure(path, CORRUPT, make_store(path).load)
+    assert "truncated" in err.reason
+
+
+def test_truncated_reported_by_keytool_itself(copy_of, monkeypatch):
+    monkeypatch.setattr(P, "outline", lambda data: P.Outline([], b"", None))
+    path = copy_of("keys")
+    data = open(path, "rb").read()
+    with open(path, "wb") as handle:
+        handle.write(data[:500])
+    _expect_failure(path, CORRUPT, make_store(path).load)
+
+
+@pytest.mark.parametrize("content, hint", [
+    (b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", "PEM"),
+    (b"\xfe\xed\xfe\xed\x00\x00\x00\x02\x00\x00\x00\x00" + b"\x00" * 20, "JKS"),
+    ("der-cert", "not a PFX"),
+])
+def test_not_pkcs12(world, copy_of, content, hint):
+    path = copy_of("trust")
+    if content == "der-cert":
+        content = world["certs"]["ca1"]
+    with open(path, "wb") as handle:
+        handle.write(content)
+    err = _expect_failure(path, UNKNOWN_FORMAT, make_store(path).load)
+    assert hint in err.reason
+
+
+def test_keytool_missing(world, copy_of, monkeypatch):
+    path = copy_of("keys")
+    err = _expect_failure(path, TOOL_MISSING, make_store(path, tool=no_tool).load)
+    assert err.reason == "keytool not found on the host; install a JRE or give keytool's path"
+    monkeypatch.setattr(P, "HAS_CRYPTOGRAPHY", False)
+    path = copy_of("trust")
+    _expect_failure(path, TOOL_MISSING, make_store(path, tool=no_tool).load)
+
+
+def test_keytool_missing_at_apply_when_cryptography_cannot_write(world, copy_of):
+    path = copy_of("trust")
+    store = make_store(path, tool=no_tool)
+    entries = store.load()
+    plan = store.plan(entries, [], set(e.sha256 for e in entries))  # would empty the store
+    _expect_failure(path, TOOL_MISSING, lambda: store.apply(plan, None))
+
+
+def test_missing_store(tmp_path):
+    with pytest.raises(StoreError) as err:
+        make_store(str(tmp_path / "none.p12")).load()
+    assert err.value.code == NOT_FOUND
+
+
+@pytest.mark.parametrize("crypto", [True, False])
+def test_read_only_folder_simulated(world, copy_of, monkeypatch, crypto):
+    """Tests run as root, which ignores chmod 0555: simulate EROFS on rename instead."""
+    monkeypatch.setattr(P, "HAS_CRYPTOGRAPHY", crypto)
+    path = copy_of("trust")
+    store = make_store(path)
+    plan = store.plan(store.load(), [entry(world, "v5")], set())
+
+    def refuse(src, dst):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(_atomic.os, "rename", refuse)
+    err = _expect_failure(path, IO_ERROR, lambda: store.apply(plan, None))
+    assert "read-only file system" in err.reason
+
+
+def test_read_only_folder_real_mount(world, tmp_path):
+    point = tmp_path / "ro"
+    point.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(point)], capture_output=True, check=False).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        path = str(point / "keys.p12")
+        shutil.copy(world["keys"], path)
+        remount = ["mount", "-o", "remount,ro", str(point)]
+        if subprocess.run(remount, capture_output=True, check=False).returncode:
+            pytest.skip("cannot remount read-only")
+        store = make_store(path)
+        plan = store.plan(store.load(), [entry(world, "v5")], set())
+        err = _expect_failure(path, IO_ERROR, lambda: store.apply(plan, None))
+        assert "read-only file system" in err.reason
+    finally:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("crypto", [True, False])
+def test_verify_catches_a_lossy_write(world, copy_of, monkeypatch, crypto):
+    monkeypatch.setattr(P, "HAS_CRYPTOGRAPHY", crypto)
+    path = copy_of("trust")
+    store = make_store(path)
+    plan = store.plan(store.load(), [entry(world, "v5")], set())
+    # drop one entry in the planned expectation's source: the written file then differs
+    store._listing.append(P.ListedEntry("ghost", "trustedCertEntry", [world["certs"]["spare"]]))
+    _expect_failure(path, VERIFY_FAILED, lambda: store.apply(plan, None))
+
+
+def test_store_changed_since_load(world, copy_of):
+    path = copy_of("trust")
+    store = make_store(path)
+    plan = store.plan(store.load(), [entry(world, "v5")], set())
+    other = make_store(path)
+    other.apply(other.plan(other.load(), [entry(world, "spare")], set()), None)
+    _expect_failure(path, VERIFY_FAILED, lambda: store.apply(plan, None))
+
+
+# ------------------------------------------------------------------ pieces
+
+def test_keytool_error_mapping():
+    cases = {
+        "keytool error: java.io.IOException: keystore password was incorrect": WRONG_PASSWORD,
+        "keytool error: java.io.EOFException": CORRUPT,
+        "keytool error: java.io.IOException: toDerInputStream rejects tag type 45": UNKNOWN_FORMAT,
+        "keytool error: java.lang.Exception: Keystore file does not exist: x": NOT_FOUND,
+        "keytool error: java.lang.Exception: Alias <a> does not exist": IO_ERROR,
+    }
+    for text, code in cases.items():
+        assert P.keytool_error(text, "/x").code == code, text
+
+
+def test_mac_check_matches_java_and_openssl(world, tmp_path):
+    info = P.outline(open(world["keys"], "rb").read())
+    assert P.mac_matches(info, PASSWORD) is True and P.mac_matches(info, "x") is False
+    assert {P.OID_SHROUDED_KEY_BAG, P.OID_SECRET_BAG} <= info.clear_bag_types()
+    # OpenSSL-style MAC (SHA-1 here) from cryptography's own writer
+    data = pkcs12.serialize_key_and_certificates(
+        b"n", None, x509.load_der_x509_certificate(world["certs"]["ca1"]), None,
+        serialization.BestAvailableEncryption(b"secret"))
+    assert P.mac_matches(P.outline(data), "secret") is True
+    assert P.mac_matches(P.outline(data), "secreT") is False
+
+
+def test_parse_keytool_list_refuses_unknown_output():
+    with pytest.raises(StoreError) as err:
+        P.parse_keytool_list("something else entirely")
+    assert err.value.code == VERIFY_FAILED
+
+
+def test_runner_without_environ_update(world, copy_of):
+    calls = []
+
+    def plain(argv, data=None):
+        calls.append(argv)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=ENV, check=False)
+        return proc.returncode, proc.stdout, proc.stderr
+
+    path = copy_of("keys")
+    store = P.Pkcs12Store(StoreSpec(path, "pkcs12", password=PASSWORD), plain, find_tool)
+    assert len(store.load()) == 3 and calls
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_outline_never_crashes(world, data):
+    raw = open(world["keys"], "rb").read()
+    how = data.draw(st.sampled_from(["cut", "flip", "random"]))
+    if how == "cut":
+        blob = raw[:data.draw(st.integers(0, len(raw) - 1))]
+    elif how == "flip":
+        where = data.draw(st.integers(0, len(raw) - 1))
+        blob = raw[:where] + bytes([raw[where] ^ data.draw(st.integers(1, 255))]) + raw[where + 1:]
+    else:
+        blob = data.draw(st.binary(max_size=200))
+    try:
+        info = P.outline(blob)
+    except StoreError as exc:
+        assert exc.code in (CORRUPT, UNKNOWN_FORMAT, "unsupported")
+        if how == "cut":
+            assert exc.code == CORRUPT
+        return
+    assert P.mac_matches(info, PASSWORD) in (True, False, None)
