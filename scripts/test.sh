@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2317  # the stage_* functions are called through run_stage
 # The whole test suite, as CI runs it (.ci/run calls this):
 #   ruff, unit tests (pytest), integration tests (ansible-test integration: real
 #   ansible-playbook runs), ansible-test sanity (zero ignores), ansible-lint (production).
@@ -30,7 +31,9 @@ stage_unit() { python -m pytest tests/unit -q -p no:cacheprovider; }
 stage_integration() {
   local copy
   copy="$(bash scripts/collection-copy.sh "$ROOT/.build/integration")"
-  (cd "$copy" && ansible-test integration --python 3.11 --color no ${SNE_TARGETS:-})
+  local targets=()
+  read -ra targets <<< "${SNE_TARGETS:-}"
+  (cd "$copy" && ansible-test integration --python 3.11 --color no "${targets[@]}")
 }
 
 stage_sanity() {

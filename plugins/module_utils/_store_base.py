@@ -141,6 +141,7 @@ class Store:
         remove = [e for e in entries if e.sha256 in absent]
         return Plan(add=add, remove=remove)
 
-    def apply(self, plan: Plan, backup_dir: Optional[str]) -> Optional[str]:
-        """Carry out the plan; return the backup path (or None when no backup)."""
+    def apply(self, plan: Plan, backups: Any) -> Optional[str]:
+        """Carry out the plan, saving every file first with ``backups.save(path)``
+        (an ``_atomic.Backups``); return the backup path (or None when no backup)."""
         raise NotImplementedError

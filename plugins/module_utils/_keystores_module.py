@@ -1,0 +1,75 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the ``sne.guichet.keystores`` module does once its arguments are parsed.
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, List, Optional
+
+from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._keystores import (
+    ArgumentError,
+    absent_set,
+    converge,
+    wanted_entries,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import StoreSpec
+
+
+def _specs(stores: List[dict]) -> List[StoreSpec]:
+    return [StoreSpec(path=s["path"], type=s["type"], password=s.get("password"),
+                      owner=s.get("owner"), group=s.get("group"), mode=s.get("mode"),
+                      refresh=s.get("refresh"), create=bool(s.get("create")),
+                      names=s.get("names"))
+            for s in stores]
+
+
+def run_keystores(module: Any) -> None:
+    params = module.params
+    try:
+        present = wanted_entries(params["present"])
+        absent = absent_set(params["absent_sha256"])
+        specs = _specs(params["stores"])
+        for spec in specs:
+            unknown = [n for n in (spec.names or []) if n not in [p.name for p in present]]
+            if unknown:
+                raise ArgumentError("stores[%s].names: not in present: %s"
+                                    % (spec.path, ", ".join(unknown)))
+    except ArgumentError as exc:
+        module.fail_json(msg=str(exc))
+
+    backups = Backups(params["backup_dir"] if params["backup"] else None, params["run_id"])
+
+    def run_command(argv: List[str], data: Optional[str] = None,
+                    environ_update: Optional[dict] = None) -> Any:
+        return module.run_command(argv, data=data, environ_update=environ_update,
+                                  binary_data=False)
+
+    def find_tool(name: str) -> Optional[str]:
+        if os.path.isabs(name):
+            return name if os.access(name, os.X_OK) else None
+        return module.get_bin_path(name, required=False)
+
+    try:
+        outcomes, changed, failed = converge(specs, present, absent, module.check_mode,
+                                             backups, run_command, find_tool)
+    except ArgumentError as exc:
+        module.fail_json(msg=str(exc))
+    results = [o.result for o in outcomes]
+    diffs = [o.diff for o in outcomes if o.diff]
+    failed_stores = [r["path"] for r in results if r["failed"]]
+    out = dict(changed=changed, stores=results, failed_stores=failed_stores,
+               run_id=backups.run_id)
+    if module._diff and diffs:
+        out["diff"] = diffs
+    if failed:
+        module.fail_json(msg="%d of %d stores could not be processed (left unchanged): %s"
+                         % (len(failed_stores), len(results),
+                            "; ".join(r["msg"] for r in results if r["failed"])), **out)
+    module.exit_json(**out)
