@@ -121,10 +121,11 @@ class Outcome:
         self.diff: Optional[Dict[str, str]] = None
 
 
-def converge_store(store: Store, present: List[CertEntry], absent: Set[str],
-                   check_mode: bool, backups: Backups) -> Outcome:
+def plan_store(store: Store, present: List[CertEntry], absent: Set[str]) -> Tuple[Outcome, Any]:
+    """Load and plan one store; returns its outcome and the plan (None if it failed)."""
     outcome = Outcome(store.spec)
     result = outcome.result
+    plan = None
     try:
         entries = store.load()
         plan = store.plan(entries, present, absent)
@@ -139,21 +140,36 @@ def converge_store(store: Store, present: List[CertEntry], absent: Set[str],
                 "before": _listing(entries),
                 "after": _listing(_after(entries, plan.add, plan.remove)),
             }
-            if not check_mode:
-                result["backup"] = store.apply(plan, backups)
     except StoreError as exc:
-        result.update(failed=True, changed=False, code=exc.code,
-                      msg="%s (%s): %s" % (store.spec.path, store.spec.type, exc.reason))
-        outcome.diff = None
-    for key, value in store.details.items():
-        result.setdefault(key, value)
-    return outcome
+        _failed(outcome, exc)
+        plan = None
+    return outcome, plan
+
+
+def _failed(outcome: Outcome, exc: StoreError) -> None:
+    spec = outcome.spec
+    outcome.result.update(failed=True, changed=False, code=exc.code,
+                          msg="%s (%s): %s" % (spec.path, spec.type, exc.reason))
+    outcome.diff = None
+
+
+def apply_store(store: Store, outcome: Outcome, plan: Any, backups: Backups) -> None:
+    try:
+        outcome.result["backup"] = store.apply(plan, backups)
+    except StoreError as exc:
+        _failed(outcome, exc)
 
 
 def converge(specs: List[StoreSpec], present: List[CertEntry], absent: Set[str],
              check_mode: bool, backups: Backups, run_command: CommandRunner,
-             find_tool: Callable[[str], Optional[str]]) -> Tuple[List[Outcome], bool, bool]:
-    """Converge every store; returns (outcomes, changed, failed)."""
+             find_tool: Callable[[str], Optional[str]], all_or_nothing: bool = False
+             ) -> Tuple[List[Outcome], bool, bool]:
+    """Converge every store; returns (outcomes, changed, failed).
+
+    Every store is read and planned before any is written. With ``all_or_nothing``, a
+    store that cannot be read or planned stops the writes of all the others (the host is
+    left exactly as it was); otherwise the others are still converged.
+    """
     clash = [p.name for p in present if p.sha256 in absent]
     if clash:
         raise ArgumentError("present and absent_sha256 both name %s" % ", ".join(clash))
@@ -161,10 +177,22 @@ def converge(specs: List[StoreSpec], present: List[CertEntry], absent: Set[str],
     twice = sorted(set(p for p in paths if paths.count(p) > 1))
     if twice:
         raise ArgumentError("stores: declared more than once: %s" % ", ".join(twice))
-    outcomes = []
-    for spec in specs:
-        store = BACKENDS[spec.type](spec, run_command, find_tool)
-        outcomes.append(converge_store(store, present, absent, check_mode, backups))
+    stores = [BACKENDS[spec.type](spec, run_command, find_tool) for spec in specs]
+    planned = [plan_store(store, present, absent) for store in stores]
+    blocked = all_or_nothing and any(o.result["failed"] for o, _plan in planned)
+    for store, (outcome, plan) in zip(stores, planned):
+        if plan is None or not plan.changed or check_mode:
+            continue
+        if blocked:
+            outcome.result.update(changed=False, skipped=True,
+                                  msg="not written: another store of this host failed "
+                                      "(all_or_nothing)")
+            continue
+        apply_store(store, outcome, plan, backups)
+    outcomes = [o for o, _plan in planned]
+    for store, outcome in zip(stores, outcomes):
+        for key, value in store.details.items():
+            outcome.result.setdefault(key, value)
     changed = any(o.result["changed"] for o in outcomes)
     failed = any(o.result["failed"] for o in outcomes)
     return outcomes, changed, failed

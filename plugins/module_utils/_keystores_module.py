@@ -58,7 +58,8 @@ def run_keystores(module: Any) -> None:
 
     try:
         outcomes, changed, failed = converge(specs, present, absent, module.check_mode,
-                                             backups, run_command, find_tool)
+                                             backups, run_command, find_tool,
+                                             all_or_nothing=params["all_or_nothing"])
     except ArgumentError as exc:
         module.fail_json(msg=str(exc))
     results = [o.result for o in outcomes]
@@ -69,7 +70,9 @@ def run_keystores(module: Any) -> None:
     if module._diff and diffs:
         out["diff"] = diffs
     if failed:
-        module.fail_json(msg="%d of %d stores could not be processed (left unchanged): %s"
+        module.fail_json(msg="%d of %d stores could not be processed (left unchanged)%s: %s"
                          % (len(failed_stores), len(results),
+                            "; no store was written (all_or_nothing)"
+                            if params["all_or_nothing"] and not module.check_mode else "",
                             "; ".join(r["msg"] for r in results if r["failed"])), **out)
     module.exit_json(**out)

@@ -124,6 +124,14 @@ options:
   run_id:
     description: Name of this run's backup folder (default - a timestamp).
     type: str
+  all_or_nothing:
+    description:
+      - Every store is read and planned before any is written. When this is on, a store that
+        cannot be read stops the writes to all the other stores of the host, so a host with a
+        problem is left exactly as it was; when off, the other stores are still converged.
+      - In both cases the task fails and lists the stores that failed.
+    type: bool
+    default: false
 notes:
   - Run it once per host with all the host's stores; loops of one task per store are what make
     fleet runs slow.
@@ -200,6 +208,11 @@ stores:
       elements: dict
       returned: when the store could be read
       sample: [{"name": "old-ministry-2014", "sha256": "0D:...", "subject": "CN=Chiffrement_SNEV4", "not_after": "2016-03-01T00:00:00Z"}]
+    skipped:
+      description: True when the store was not written because another store failed and O(all_or_nothing) is on.
+      type: bool
+      returned: when skipped
+      sample: true
     held:
       description: Number of certificate entries the store held before.
       type: int
@@ -255,6 +268,7 @@ def main() -> None:
         backup=dict(type="bool", default=True),
         backup_dir=dict(type="path", default="/var/backups/sne-guichet"),
         run_id=dict(type="str"),
+        all_or_nothing=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_keystores(module)

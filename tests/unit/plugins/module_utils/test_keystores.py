@@ -137,3 +137,15 @@ def test_wanted_entries_duplicates_and_bundles(pki):
 def test_absent_set_rejects_non_fingerprints():
     with pytest.raises(ArgumentError, match="absent_sha256"):
         absent_set(["V4"])
+
+
+def test_all_or_nothing_leaves_the_host_unchanged(world, tmp_path):
+    before = _digest(str(world["host"]))
+    outcomes, changed, failed = converge(world["specs"], world["present"], world["absent"], False,
+                                         world["backups"], _run, _find, all_or_nothing=True)
+    assert failed and not changed
+    assert _digest(str(world["host"])) == before
+    good = outcomes[1].result
+    assert good["skipped"] and "all_or_nothing" in good["msg"]
+    assert [a["name"] for a in good["added"]] == ["sne-chiffrement-v5", "sne-ac-v5"]
+    assert not os.path.exists(str(tmp_path / "backups"))
