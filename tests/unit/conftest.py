@@ -9,6 +9,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "pki"))
+sys.path.insert(0, HERE)  # test helpers such as javatools
 
 import make_pki  # noqa: E402
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import errno
 import hashlib
 import json
@@ -13,12 +12,9 @@ import subprocess
 import tempfile
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from javatools import PASSWORD, keytool, make_cert, needs_keytool
 
 from ansible_collections.sne.guichet.plugins.module_utils import _atomic, _jks, _store_jks
 from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
@@ -36,32 +32,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
 )
 from ansible_collections.sne.guichet.plugins.module_utils._store_jks import JksStore
 
-KEYTOOL = shutil.which("keytool")
-pytestmark = pytest.mark.skipif(KEYTOOL is None, reason="keytool is needed to make fixtures")
-PASSWORD = "changeit"
-ENV = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
-JOPTS = ["-J-Duser.language=en", "-J-Dfile.encoding=UTF-8", "-J-Dsun.stdout.encoding=UTF-8"]
-
-
-def keytool(*args, check=True):
-    proc = subprocess.run([KEYTOOL] + JOPTS + list(args), capture_output=True, text=True, env=ENV,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError("keytool %s failed: %s%s" % (args, proc.stdout, proc.stderr))
-    return proc
-
-
-def make_cert(cn):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.DER)
+pytestmark = needs_keytool
 
 
 def no_command(*args, **kwargs):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import errno
 import hashlib
 import os
@@ -11,12 +10,12 @@ import subprocess
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from javatools import ENV, PASSWORD, keytool, needs_keytool
+from javatools import make_cert_and_key as make_cert
 
 from ansible_collections.sne.guichet.plugins.module_utils import _atomic
 from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as P
@@ -34,34 +33,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
     StoreSpec,
 )
 
-KEYTOOL = shutil.which("keytool")
-pytestmark = pytest.mark.skipif(KEYTOOL is None, reason="keytool is needed for these tests")
-PASSWORD = "changeit"
-ENV = dict(os.environ, LC_ALL="C.UTF-8", LANG="C.UTF-8")
-JOPTS = ["-J-Duser.language=en", "-J-Dfile.encoding=UTF-8", "-J-Dsun.stdout.encoding=UTF-8"]
-
-
-def keytool(*args, check=True):
-    proc = subprocess.run([KEYTOOL] + JOPTS + list(args), capture_output=True, text=True, env=ENV,
-                          check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError("keytool %s failed: %s%s" % (args, proc.stdout, proc.stderr))
-    return proc
-
-
-def make_cert(cn, issuer=None):
-    """A self-signed CA certificate, or a leaf issued by ``issuer`` = (name, key)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    issuer_name, issuer_key = issuer or (name, key)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-            .sign(issuer_key, hashes.SHA256()))
-    return cert.public_bytes(serialization.Encoding.DER), (name, key)
+pytestmark = needs_keytool
 
 
 class Runner:
