@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: one ``sne.guichet.keystores`` task against the same rotation "written the usual way".
 
 A fixture guichet (JKS with a private key and 150 trusted certificates, a keytool-made PKCS#12
@@ -58,6 +57,7 @@ P12_V4_ALIASES = ["sne-v4-2014", "autorite-sne"]
 PEM_V4_FILES = ["sne-chiffrement-2014.pem", "ac-sne-v4.pem"]
 KEY_ALIAS = "guichet-signing"
 HASH_LINK = re.compile(r"^[0-9a-f]{8}\.\d+$")
+
 
 def _ours_playbook() -> str:
     return """\
@@ -147,8 +147,8 @@ def run(cmd: Sequence[str], *, check: bool = True, env: Optional[Dict[str, str]]
     proc = subprocess.run(list(cmd), capture_output=True, text=True, env=env or ENV_C, cwd=cwd,
                           input=stdin, check=False)
     if check and proc.returncode != 0:
-        raise SystemExit("command failed (%d): %s\n%s%s" % (proc.returncode, " ".join(cmd),
-                                                           proc.stdout[-2000:], proc.stderr[-2000:]))
+        raise SystemExit("command failed (%d): %s\n%s%s"
+                         % (proc.returncode, " ".join(cmd), proc.stdout[-2000:], proc.stderr[-2000:]))
     return proc
 
 
@@ -461,7 +461,7 @@ LABELS = {"ours": "sne.guichet.keystores (1 task)",
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--runs", type=int, default=3, help="repetitions; the median is printed (default 3)")
     ap.add_argument("--fillers", type=int, default=150, help="filler certificates per store (default 150)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".build" / "bench-keystores",
