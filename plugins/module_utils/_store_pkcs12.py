@@ -688,6 +688,11 @@ class Pkcs12Store(Store):
         return found
 
     # ------------------------------------------------------------ reading
+    @property
+    def listing(self) -> List[ListedEntry]:
+        """Every entry read by :meth:`load` (aliases, types, certificates), keys included."""
+        return list(self._listing)
+
     def load(self) -> List[CertEntry]:
         data = read_store_file(self.spec.path)
         self._original = data

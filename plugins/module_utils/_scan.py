@@ -1,0 +1,629 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Find certificates under given paths, whatever their format or file name.
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library only (``cryptography``, or ``keytool``, only to
+open encrypted PKCS#12 files, when present).
+
+How a file is examined (cheapest test first):
+
+1. its first ``HEAD_SIZE`` bytes are read and :func:`classify` decides what it may be:
+   JKS/JCEKS magic, a PKCS#12 PFX header (``30 len 02 01 03 30``), a DER certificate header
+   (``30 8x len 30 8x len`` then ``A0`` or ``02``), text (no NUL byte), or nothing;
+2. binary files that are none of these are not read further (archives, libraries...);
+3. candidates are read whole (they are at most ``max_file_size``) and parsed: text files
+   only when they contain ``-----BEGIN``.
+
+Walking: symbolic links are never followed. A link that resolves to a file, inside one of
+the roots, in which certificates were found is reported as its own place (format ``link``,
+``target`` the file it resolves to), so that hash links (``3a1b2c3d.0``) show up beside the
+file they name; every other link is only counted (``symlink``, ``symlink_outside``,
+``symlink_broken``). A root given as a link is followed (it was named explicitly). Devices,
+FIFOs and sockets are never opened. A file reached twice (overlapping roots) is read once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import os
+import re
+import stat
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
+
+from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as _p12
+from ansible_collections.sne.guichet.plugins.module_utils._certs import (
+    CERTIFICATE_LABELS,
+    cert_info,
+    certificate_from_block,
+    load_certificates,
+    pem_blocks,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._jks import (
+    TAG_PRIVATE_KEY,
+    TAG_TRUSTED_CERT,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._jks import parse as parse_jks
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+    UNKNOWN_FORMAT,
+    StoreError,
+    StoreSpec,
+    normalize_fingerprint,
+    sha256_fingerprint,
+)
+
+DEFAULT_MAX_DEPTH = 6
+DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
+HEAD_SIZE = 4096
+
+# Formats of the places reported.
+PEM = "pem"
+DER = "der"
+BASE64 = "base64"
+JKS = "jks"
+JCEKS = "jceks"
+PKCS12 = "pkcs12"
+LINK = "link"
+TEXT = "text"  # classification only: a text file that may hold PEM blocks
+
+# Reasons a path was not examined; every key is always returned.
+SKIP_REASONS = ("excluded", "max_depth", "too_large", "special", "symlink",
+                "symlink_outside", "symlink_broken")
+
+# A file named like this that holds no certificate is reported in ``unreadable``.
+CERT_SUFFIXES = (".cer", ".crt", ".cert")
+STORE_SUFFIXES = (".jks", ".jceks", ".p12", ".pfx", ".keystore", ".truststore")
+
+_PEM_MARKER = b"-----BEGIN"
+# A block may not contain another BEGIN: a truncated block does not swallow the next one.
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #._/-]*)-----(?:(?!-----BEGIN ).)*?-----END \1-----",
+                        re.S)
+_CERT_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
+_BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+
+Passwords = Union[None, str, Sequence[Any], Dict[str, Any]]
+CommandRunner = Callable[..., Any]
+
+
+class ScanError(Exception):
+    """An option the scan cannot work with."""
+
+
+# --------------------------------------------------------------------------- classification
+
+
+def _after_length(head: bytes, pos: int) -> Optional[int]:
+    """Position after the DER/BER length octets at ``pos``; None if not in ``head``."""
+    if pos >= len(head):
+        return None
+    first = head[pos]
+    if first <= 0x80:  # short form, or BER indefinite
+        return pos + 1
+    count = first & 0x7F
+    if count > 4 or pos + 1 + count > len(head):
+        return None
+    return pos + 1 + count
+
+
+def _long_length(head: bytes, pos: int) -> Optional[int]:
+    """Like :func:`_after_length` for a definite long-form length (any certificate has one)."""
+    if pos >= len(head) or not 0x81 <= head[pos] <= 0x84:
+        return None
+    return _after_length(head, pos)
+
+
+def classify(head: bytes) -> Optional[str]:
+    """What the first bytes of a file say it may be: jks, jceks, pkcs12, der, text or None.
+
+    Only a cheap look at the header: the caller still parses the whole file. ``None``
+    means a binary file that is none of the formats (not worth reading further) or an
+    empty one.
+    """
+    if head[:4] == b"\xfe\xed\xfe\xed":
+        return JKS
+    if head[:4] == b"\xce\xce\xce\xce":
+        return JCEKS
+    if head[:1] == b"\x30":
+        pos = _after_length(head, 1)
+        if pos is not None and head[pos:pos + 4] == b"\x02\x01\x03\x30":
+            return PKCS12  # PFX { version 3, authSafe ContentInfo
+        pos = _long_length(head, 1)
+        if pos is not None and head[pos:pos + 1] == b"\x30":
+            inner = _long_length(head, pos + 1)  # tbsCertificate
+            if inner is not None and head[inner:inner + 1] in (b"\xa0", b"\x02"):
+                return DER
+        if len(head) > 1 and head[1] >= 0x80:
+            return None  # some other ASN.1 structure (key, PKCS#7, CRL...): never text
+    if not head or b"\0" in head:
+        return None
+    return TEXT
+
+
+def _named_like(path: str, der_shaped: bool = False) -> Optional[str]:
+    """What the file name promises, if a certificate or keystore; None otherwise.
+
+    ``.der`` alone promises nothing (keys are DER too) unless the content starts like a
+    certificate.
+    """
+    low = path.lower()
+    if low.endswith(CERT_SUFFIXES) or (der_shaped and low.endswith(".der")):
+        return "a certificate"
+    if low.endswith(".pem"):
+        return "a PEM file"
+    if low.endswith(STORE_SUFFIXES):
+        return "a keystore"
+    return None
+
+
+# --------------------------------------------------------------------------- options
+
+
+def wanted_fingerprints(values: Optional[Sequence[str]]) -> Optional[Set[str]]:
+    """Normalised fingerprints to look for; None (everything) when the list is empty."""
+    wanted = set()
+    for value in values or []:
+        try:
+            wanted.add(normalize_fingerprint(str(value)))
+        except ValueError as exc:
+            raise ScanError("sha256: %s" % exc)
+    return wanted or None
+
+
+def _password_table(passwords: Passwords) -> Union[Dict[str, str], List[str]]:
+    if passwords is None:
+        return []
+    if isinstance(passwords, dict):
+        table = {}
+        for key, value in passwords.items():
+            if value is None or isinstance(value, (dict, list)):
+                raise ScanError("passwords: the value for %s must be a string" % key)
+            table[str(key)] = str(value)
+        return table
+    if isinstance(passwords, str):
+        return [passwords]
+    if isinstance(passwords, (list, tuple)):
+        out = []
+        for value in passwords:
+            if value is None or isinstance(value, (dict, list)):
+                raise ScanError("passwords: a list of passwords must hold strings only")
+            out.append(str(value))
+        return out
+    raise ScanError("passwords: give a dict (path or glob pattern -> password) or a list of passwords")
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+class Scanner:
+    """One scan: walk the roots, read every candidate, collect the places found."""
+
+    def __init__(self, sha256: Optional[Sequence[str]] = None, max_depth: int = DEFAULT_MAX_DEPTH,
+                 exclude: Optional[Sequence[str]] = None,
+                 max_file_size: int = DEFAULT_MAX_FILE_SIZE, passwords: Passwords = None,
+                 run_command: Optional[CommandRunner] = None,
+                 find_tool: Optional[Callable[[str], Optional[str]]] = None) -> None:
+        if max_depth < 1:
+            raise ScanError("max_depth must be 1 or more (1 = the files directly in each folder given)")
+        if max_file_size < 1:
+            raise ScanError("max_file_size must be a positive number of bytes")
+        self.wanted = wanted_fingerprints(sha256)
+        self.max_depth = max_depth
+        self.exclude = [str(p) for p in exclude or []]
+        self.max_file_size = max_file_size
+        self.passwords = _password_table(passwords)
+        self.run_command = run_command
+        self.find_tool = find_tool
+        self.found: Dict[str, List[Dict[str, Any]]] = {}
+        self.certificates: Dict[str, Dict[str, Any]] = {}
+        self.files_scanned = 0
+        self.skipped: Dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
+        self.unreadable: List[Dict[str, str]] = []
+        self.missing: List[str] = []
+        self._real_roots: List[str] = []
+        self._seen_files: Set[str] = set()
+        self._dir_budget: Dict[str, int] = {}
+        self._hits: Dict[str, Tuple[str, List[str]]] = {}  # real path -> (path, fingerprints)
+        self._links: List[str] = []
+        self._info_cache: Dict[str, Union[Dict[str, Any], str]] = {}
+
+    # ------------------------------------------------------------ results
+    def result(self) -> Dict[str, Any]:
+        def order(place: Dict[str, Any]) -> Tuple[str, str, int]:
+            return (place["path"], place["alias"] or "",
+                    -1 if place["index"] is None else place["index"])
+
+        return dict(
+            found=dict((fp, sorted(places, key=order)) for fp, places in sorted(self.found.items())),
+            certificates=dict(sorted(self.certificates.items())),
+            files_scanned=self.files_scanned,
+            skipped=dict(self.skipped),
+            unreadable=sorted(self.unreadable, key=lambda u: (u["path"], u["reason"])),
+            missing=list(self.missing),
+        )
+
+    def _problem(self, path: str, reason: str) -> None:
+        self.unreadable.append({"path": path, "reason": reason})
+
+    def _info(self, der: bytes, fingerprint: str) -> Union[Dict[str, Any], str]:
+        """Subject and end of validity of a certificate, or why it cannot be read (cached)."""
+        cached = self._info_cache.get(fingerprint)
+        if cached is None:
+            try:
+                info = cert_info(der)
+                cached = {"subject": info["subject"], "not_after": info["not_after"]}
+            except ValueError as exc:
+                cached = str(exc)
+            self._info_cache[fingerprint] = cached
+        return cached
+
+    def _add(self, path: str, real: str, der: bytes, fmt: str, alias: Optional[str] = None,
+             index: Optional[int] = None, what: str = "") -> None:
+        fingerprint = sha256_fingerprint(der)
+        info = self._info(der, fingerprint)
+        if isinstance(info, str):
+            self._problem(path, "%smalformed certificate: %s" % (what, info))
+            return
+        if self.wanted is not None and fingerprint not in self.wanted:
+            return
+        self.certificates[fingerprint] = info
+        self.found.setdefault(fingerprint, []).append(
+            {"path": path, "format": fmt, "alias": alias, "index": index, "target": None})
+        hits = self._hits.setdefault(real, (path, []))[1]
+        if fingerprint not in hits:
+            hits.append(fingerprint)
+
+    # ------------------------------------------------------------ walking
+    def scan(self, paths: Sequence[str]) -> Dict[str, Any]:
+        roots = [os.path.normpath(str(p)) for p in paths]
+        self._real_roots = [os.path.realpath(p) for p in roots]
+        for root, real in zip(roots, self._real_roots):
+            try:
+                info = os.stat(root)
+            except FileNotFoundError:
+                self.missing.append(root)
+                continue
+            except OSError as exc:
+                self._problem(root, "cannot stat: %s" % (exc.strerror or exc))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                self._walk(root, real)
+            elif stat.S_ISREG(info.st_mode):
+                self._file(root, real, info)
+            else:
+                self.skipped["special"] += 1
+        self._resolve_links()
+        return self.result()
+
+    def _excluded(self, path: str, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(name, pattern)
+                   for pattern in self.exclude)
+
+    def _walk(self, root: str, real_root: str) -> None:
+        # (folder as reported, its real path, depth of its entries); the real path of a
+        # child is its parent's plus its name, since links are never followed below a root.
+        stack = [(root, real_root, 1)]
+        while stack:
+            folder, real, depth = stack.pop()
+            budget = self.max_depth - depth
+            if self._dir_budget.get(real, -1) >= budget:
+                continue  # already walked as deep from another root
+            self._dir_budget[real] = budget
+            try:
+                with os.scandir(folder) as listing:
+                    entries = sorted(listing, key=lambda e: e.name)
+            except OSError as exc:
+                self._problem(folder, "cannot list the folder: %s" % (exc.strerror or exc))
+                continue
+            folders = []
+            for entry in entries:
+                path = os.path.join(folder, entry.name)
+                if self._excluded(path, entry.name):
+                    self.skipped["excluded"] += 1
+                    continue
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    self._problem(path, "cannot stat: %s" % (exc.strerror or exc))
+                    continue
+                mode = info.st_mode
+                if stat.S_ISLNK(mode):
+                    self._links.append(path)
+                elif stat.S_ISDIR(mode):
+                    if depth >= self.max_depth:
+                        self.skipped["max_depth"] += 1
+                    else:
+                        folders.append((path, os.path.join(real, entry.name), depth + 1))
+                elif stat.S_ISREG(mode):
+                    self._file(path, os.path.join(real, entry.name), info)
+                else:
+                    self.skipped["special"] += 1
+            stack.extend(reversed(folders))
+
+    def _inside_roots(self, real: str) -> bool:
+        for root in self._real_roots:
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                return True
+        return False
+
+    def _resolve_links(self) -> None:
+        for link in self._links:
+            try:
+                info = os.stat(link)  # follows the link: ENOENT when dangling, ELOOP for loops
+            except OSError:
+                self.skipped["symlink_broken"] += 1
+                continue
+            target = os.path.realpath(link)
+            if not self._inside_roots(target):
+                self.skipped["symlink_outside"] += 1
+                continue
+            hit = self._hits.get(target) if stat.S_ISREG(info.st_mode) else None
+            if hit is None:
+                self.skipped["symlink"] += 1
+                continue
+            reported, fingerprints = hit
+            for fingerprint in fingerprints:
+                self.found[fingerprint].append({"path": link, "format": LINK, "alias": None,
+                                                "index": None, "target": reported})
+
+    # ------------------------------------------------------------ one file
+    def _file(self, path: str, real: str, info: os.stat_result) -> None:
+        if real in self._seen_files:
+            return
+        self._seen_files.add(real)
+        if info.st_size > self.max_file_size:
+            self.skipped["too_large"] += 1
+            return
+        try:
+            fd = os.open(real, os.O_RDONLY | _NOFOLLOW)
+        except OSError as exc:
+            self._problem(path, "cannot open: %s" % (exc.strerror or exc))
+            return
+        with os.fdopen(fd, "rb") as handle:
+            opened = os.fstat(fd)
+            if not stat.S_ISREG(opened.st_mode):  # replaced since it was listed
+                self.skipped["special"] += 1
+                return
+            self.files_scanned += 1
+            try:
+                head = handle.read(HEAD_SIZE)
+                kind = classify(head)
+                if kind is None:
+                    self._nothing(path, head, binary=bool(head))
+                    return
+                data = head + handle.read(self.max_file_size + 1 - len(head))
+            except OSError as exc:
+                self._problem(path, "cannot read: %s" % (exc.strerror or exc))
+                return
+        if len(data) > self.max_file_size:  # grew since it was listed
+            self.skipped["too_large"] += 1
+            return
+        if kind == TEXT:
+            self._text(path, real, data)
+        elif kind == DER:
+            self._der(path, real, data)
+        elif kind in (JKS, JCEKS):
+            self._jks(path, real, data)
+        else:
+            self._pkcs12(path, real, data)
+
+    def _nothing(self, path: str, data: bytes, binary: bool) -> None:
+        """A file with no certificate: a problem only when it is named like one."""
+        like = _named_like(path)
+        if like is None:
+            return
+        if not data:
+            what = "it is empty"
+        elif binary:
+            what = "binary data in no known certificate or keystore format"
+        else:
+            what = "text without any PEM block"
+        self._problem(path, "named like %s, but holds no certificate: %s" % (like, what))
+
+    def _text(self, path: str, real: str, data: bytes) -> None:
+        if _PEM_MARKER not in data:
+            if _named_like(path) == "a certificate" and _BASE64_TEXT.match(data):
+                # A certificate saved as bare base64, without BEGIN/END lines.
+                try:
+                    der = base64.b64decode(b"".join(data.split()), validate=True)
+                except (binascii.Error, ValueError):
+                    der = b""
+                if classify(der[:HEAD_SIZE]) == DER:
+                    self._der(path, real, der, BASE64)
+                    return
+            self._nothing(path, data, binary=False)
+            return
+        starts = set()
+        for index, match in enumerate(_PEM_BLOCK.finditer(data)):
+            starts.add(match.start())
+            label = match.group(1).decode("ascii")
+            if label not in CERTIFICATE_LABELS:
+                continue
+            line = data.count(b"\n", 0, match.start()) + 1
+            what = "PEM block #%d (line %d): " % (index, line)
+            block = match.group(0)
+            try:
+                der = certificate_from_block(label, pem_blocks(block)[0][1])
+            except ValueError as exc:
+                if b"\\n" not in block:
+                    self._problem(path, what + str(exc))
+                    continue
+                # PEM kept in a JSON or properties string, lines joined with "\n" escapes.
+                try:
+                    unescaped = block.replace(b"\\r", b"").replace(b"\\n", b"\n")
+                    der = certificate_from_block(label, pem_blocks(unescaped)[0][1])
+                except ValueError:
+                    self._problem(path, what + str(exc))
+                    continue
+            self._add(path, real, der, PEM, index=index, what=what)
+        for begin in _CERT_BEGIN.finditer(data):
+            if begin.start() not in starts:  # e.g. a truncated copy
+                line = data.count(b"\n", 0, begin.start()) + 1
+                self._problem(path, "line %d: %s without its END line"
+                              % (line, begin.group(0).decode("ascii")))
+
+    def _der(self, path: str, real: str, data: bytes, fmt: str = DER) -> None:
+        try:
+            ders = load_certificates(data)
+        except ValueError as exc:
+            if _named_like(path, der_shaped=fmt == DER) is not None:
+                self._problem(path, "not a readable DER certificate: %s" % exc)
+            return
+        for index, der in enumerate(ders):
+            self._add(path, real, der, fmt, index=index if len(ders) > 1 else None)
+
+    def _jks(self, path: str, real: str, data: bytes) -> None:
+        try:
+            store = parse_jks(data, None)  # certificates are not protected by the password
+        except StoreError as exc:
+            self._problem(path, exc.reason)
+            return
+        for entry in store.entries:
+            if entry.tag == TAG_TRUSTED_CERT and entry.der is not None:
+                certs = [(None, entry.cert_type, entry.der)]
+            elif entry.tag == TAG_PRIVATE_KEY:
+                certs = [(i, kind, der) for i, (kind, der) in enumerate(entry.chain)]
+            else:
+                continue  # secret keys
+            for index, kind, der in certs:
+                if kind == "X.509":
+                    self._add(path, real, der, store.format, alias=entry.alias, index=index,
+                              what="entry %r: " % entry.alias)
+
+    # ------------------------------------------------------------ PKCS#12
+    def _passwords_for(self, path: str, real: str) -> List[str]:
+        if isinstance(self.passwords, list):
+            return list(self.passwords)
+        exact = [v for k, v in self.passwords.items() if k in (path, real)]
+        globbed = [v for k, v in self.passwords.items() if k not in (path, real)
+                   and (fnmatch.fnmatchcase(path, k) or fnmatch.fnmatchcase(real, k))]
+        out: List[str] = []
+        for value in exact + globbed:
+            if value not in out:
+                out.append(value)
+        return out
+
+    def _pkcs12(self, path: str, real: str, data: bytes) -> None:
+        try:
+            outline = _p12.outline(data)
+        except StoreError as exc:
+            if exc.code == UNKNOWN_FORMAT:
+                self._nothing(path, data, binary=True)
+            else:
+                self._problem(path, exc.reason)
+            return
+        clear = [bag for part in outline.parts if part.kind == "data" for bag in part.bags]
+        certs = _bag_certs(clear)  # readable without any password
+        sealed = [part for part in outline.parts if part.kind != "data"]
+        problem = None
+        if sealed:
+            candidates = self._passwords_for(path, real)
+            if not candidates:
+                problem = ("PKCS#12 file whose certificates are encrypted: give its password in "
+                           "passwords to read them")
+            else:
+                opened, problem = self._open_pkcs12(real, data, outline, candidates)
+                if opened is not None:
+                    certs = opened
+        for alias, index, der in certs:
+            self._add(path, real, der, PKCS12, alias=alias, index=index,
+                      what="entry %r: " % alias if alias else "")
+        if problem is not None:
+            self._problem(path, problem)
+
+    def _open_pkcs12(self, real: str, data: bytes, outline: Any, candidates: List[str]
+                     ) -> Tuple[Optional[List[Tuple[Optional[str], Optional[int], bytes]]], Optional[str]]:
+        """Every certificate of the file, with the first password that opens it."""
+        unchecked = []
+        for password in candidates:
+            matches = _p12.mac_matches(outline, password)
+            if matches:
+                return self._decrypt_pkcs12(real, data, outline, password)
+            if matches is None:
+                unchecked.append(password)
+        problem = None
+        for password in unchecked:  # no MAC, or one the standard library cannot check
+            certs, problem = self._decrypt_pkcs12(real, data, outline, password)
+            if certs is not None:
+                return certs, None
+        if problem is None:
+            problem = ("none of the %d password(s) given for this PKCS#12 file opens it "
+                       "(integrity check failed)" % len(candidates))
+        return None, problem
+
+    def _decrypt_pkcs12(self, real: str, data: bytes, outline: Any, password: str
+                        ) -> Tuple[Optional[List[Tuple[Optional[str], Optional[int], bytes]]], Optional[str]]:
+        if _p12.HAS_CRYPTOGRAPHY:
+            bags = []
+            for part in outline.parts:
+                if part.kind == "data":
+                    bags.extend(part.bags)
+                    continue
+                opened = _p12.decrypt_part(part, password) if part.kind == "encrypted" else None
+                if opened is None:
+                    break
+                bags.extend(opened)
+            else:
+                return _bag_certs(bags), None
+            try:  # legacy encryption (RC2, 3DES): cryptography's own reader
+                loaded = _p12._pkcs12.load_pkcs12(data, password.encode("utf-8"))
+                items = ([loaded.cert] if loaded.cert is not None else []) + list(loaded.additional_certs)
+                return [((c.friendly_name or b"").decode("utf-8", "replace") or None, None,
+                         c.certificate.public_bytes(_p12._Encoding.DER)) for c in items], None
+            except (ValueError, TypeError):
+                pass
+        if self.run_command is not None and self.find_tool is not None and self.find_tool("keytool"):
+            store = _p12.Pkcs12Store(StoreSpec(real, "pkcs12", password), self.run_command, self.find_tool)
+            try:
+                store.load()
+            except StoreError as exc:
+                return None, exc.reason
+            # The listing keytool made (aliases and certificates of every entry).
+            return [(entry.alias, None, der) for entry in store.listing for der in entry.ders], None
+        return None, ("PKCS#12 certificates are encrypted with an algorithm the standard library "
+                      "cannot decrypt: install the Python library cryptography (>= 45) or keytool "
+                      "on the host")
+
+
+def _bag_certs(bags: List[Any]) -> List[Tuple[Optional[str], Optional[int], bytes]]:
+    out: List[Tuple[Optional[str], Optional[int], bytes]] = []
+    for bag in bags:
+        if bag.oid != _p12.OID_CERT_BAG:
+            continue
+        try:
+            der = bag.cert_der
+        except (_p12._Truncated, _p12._Garbled, IndexError):
+            continue
+        if der is not None:
+            out.append((bag.friendly_name, None, der))
+    return out
+
+
+def scan(paths: Sequence[str], **options: Any) -> Dict[str, Any]:
+    """Scan ``paths``; see :class:`Scanner` for the options and ``result`` for the keys."""
+    return Scanner(**options).scan(paths)
+
+
+def run_scan(module: Any) -> None:
+    """What the ``sne.guichet.scan`` module does once its arguments are parsed."""
+    params = module.params
+
+    def run_command(argv: List[str], data: Optional[str] = None,
+                    environ_update: Optional[dict] = None) -> Any:
+        return module.run_command(argv, data=data, environ_update=environ_update,
+                                  binary_data=False)
+
+    def find_tool(name: str) -> Optional[str]:
+        return module.get_bin_path(name, required=False)
+
+    try:
+        scanner = Scanner(sha256=params["sha256"], max_depth=params["max_depth"],
+                          exclude=params["exclude"], max_file_size=params["max_file_size"],
+                          passwords=params["passwords"], run_command=run_command,
+                          find_tool=find_tool)
+    except ScanError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=False, **scanner.scan(params["paths"]))
