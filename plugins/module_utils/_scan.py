@@ -229,6 +229,8 @@ class Scanner:
         self._hits: Dict[str, Tuple[str, List[str]]] = {}  # real path -> (path, fingerprints)
         self._links: List[str] = []
         self._info_cache: Dict[str, Union[Dict[str, Any], str]] = {}
+        # path -> [format, certificates held, wanted ones held]
+        self._files: Dict[str, List[Any]] = {}
 
     # ------------------------------------------------------------ results
     def result(self) -> Dict[str, Any]:
@@ -243,6 +245,8 @@ class Scanner:
             skipped=dict(self.skipped),
             unreadable=sorted(self.unreadable, key=lambda u: (u["path"], u["reason"])),
             missing=list(self.missing),
+            files=dict((path, {"format": fmt, "certificates": total, "matched": matched})
+                       for path, (fmt, total, matched) in sorted(self._files.items()) if matched),
         )
 
     def _problem(self, path: str, reason: str) -> None:
@@ -267,8 +271,11 @@ class Scanner:
         if isinstance(info, str):
             self._problem(path, "%smalformed certificate: %s" % (what, info))
             return
+        counts = self._files.setdefault(path, [fmt, 0, 0])
+        counts[1] += 1
         if self.wanted is not None and fingerprint not in self.wanted:
             return
+        counts[2] += 1
         self.certificates[fingerprint] = info
         self.found.setdefault(fingerprint, []).append(
             {"path": path, "format": fmt, "alias": alias, "index": index, "target": None})

@@ -193,6 +193,14 @@ missing:
   type: list
   elements: str
   sample: [/etc/guichet]
+files:
+  description:
+    - For every file where a looked-for certificate was found, its format, how many certificates
+      it holds in all and how many of them are looked for. A file whose certificates are all
+      looked for can be moved away whole; one that also holds others cannot.
+  returned: always
+  type: dict
+  sample: {"/opt/guichet/app/lib/Chiffrement_SNEV4.cer": {"format": "der", "certificates": 1, "matched": 1}}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -547,3 +547,20 @@ def test_run_scan_never_changes_anything(pki, tmp_path):
     with pytest.raises(Exit):
         _scan.run_scan(module)
     assert module.result["failed"] and "sha256" in module.result["msg"]
+
+
+def test_files_summary_counts_all_and_matched(tmp_path, pki):
+    from ansible_collections.sne.guichet.plugins.module_utils._scan import scan as run
+
+    def pem(cert_id):
+        with open(os.path.join(pki["dir"], pki["certificates"][cert_id]["path"])) as handle:
+            return handle.read()
+
+    (tmp_path / "only-v4.pem").write_text(pem("chiffrement-v4"))
+    (tmp_path / "mixed.pem").write_text(pem("chiffrement-v4") + pem("ac-v6"))
+    (tmp_path / "other.pem").write_text(pem("ac-v6"))
+    result = run([str(tmp_path)], sha256=[pki["certificates"]["chiffrement-v4"]["sha256"]])
+    assert result["files"] == {
+        str(tmp_path / "mixed.pem"): {"format": "pem", "certificates": 2, "matched": 1},
+        str(tmp_path / "only-v4.pem"): {"format": "pem", "certificates": 1, "matched": 1},
+    }
