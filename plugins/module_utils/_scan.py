@@ -242,7 +242,7 @@ class Scanner:
             found=dict((fp, sorted(places, key=order)) for fp, places in sorted(self.found.items())),
             certificates=dict(sorted(self.certificates.items())),
             files_scanned=self.files_scanned,
-            skipped=dict(self.skipped),
+            not_read=dict(self.skipped),
             unreadable=sorted(self.unreadable, key=lambda u: (u["path"], u["reason"])),
             missing=list(self.missing),
             files=dict((path, {"format": fmt, "certificates": total, "matched": matched})

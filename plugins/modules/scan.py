@@ -71,7 +71,7 @@ options:
     elements: str
     default: []
   max_file_size:
-    description: Files bigger than this many bytes are not read (counted in RV(skipped)).
+    description: Files bigger than this many bytes are not read (counted in RV(not_read)).
     type: int
     default: 5242880
   passwords:
@@ -156,7 +156,7 @@ files_scanned:
   returned: always
   type: int
   sample: 1843
-skipped:
+not_read:
   description:
     - Number of paths not examined, by reason - V(excluded) (O(exclude)), V(max_depth) (folders not
       entered), V(too_large) (O(max_file_size)), V(special) (devices, FIFOs, sockets),

@@ -256,8 +256,8 @@ def test_tree_finds_exactly_the_v4_places(pki, java, tree):
     assert result["unreadable"] == [{"path": str(tree / "garbage.cer"), "reason":
                                      "named like a certificate, but holds no certificate: "
                                      "text without any PEM block"}]
-    assert result["skipped"] == dict(NOTHING_SKIPPED, special=1, symlink=2, symlink_outside=2,
-                                     symlink_broken=3)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, special=1, symlink=2, symlink_outside=2,
+                                      symlink_broken=3)
     assert result["files_scanned"] == 13
     assert result["missing"] == []
     text = json.dumps(result)
@@ -293,13 +293,13 @@ def test_symlinks_out_of_the_root_are_not_followed(pki, tmp_path):
     result = scan([str(root)])
     assert result["found"] == {}
     assert result["files_scanned"] == 0
-    assert result["skipped"] == dict(NOTHING_SKIPPED, symlink_outside=3)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, symlink_outside=3)
     # the same target is found when its folder is a root too; the link is then reported
     result = scan([str(root), str(outside)])
     assert result["found"] == {fp(pki, "chiffrement-v4"): [
         place(outside / "deep" / "v4.pem", "pem", index=0),
         place(root / "v4.pem", "link", target=str(outside / "deep" / "v4.pem"))]}
-    assert result["skipped"] == dict(NOTHING_SKIPPED, symlink=2)  # folder links
+    assert result["not_read"] == dict(NOTHING_SKIPPED, symlink=2)  # folder links
 
 
 def test_symlink_loops_and_a_root_given_as_a_link(pki, tmp_path):
@@ -313,7 +313,7 @@ def test_symlink_loops_and_a_root_given_as_a_link(pki, tmp_path):
     result = scan([str(tmp_path / "guichet")])  # the root link is followed, paths keep its name
     assert result["found"] == {fp(pki, "chiffrement-v4"): [
         place(tmp_path / "guichet" / "conf" / "v4.der", "der")]}
-    assert result["skipped"] == dict(NOTHING_SKIPPED, symlink=2, symlink_broken=2)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, symlink=2, symlink_broken=2)
 
 
 def test_overlapping_roots_report_each_place_once(pki, tmp_path):
@@ -330,10 +330,10 @@ def test_depth_limit(pki, tmp_path):
     assert fp(pki, "chiffrement-v4") in scan([str(tmp_path)], max_depth=5)["found"]
     result = scan([str(tmp_path)], max_depth=4)
     assert set(result["found"]) == {fp(pki, "ac-v4")}
-    assert result["skipped"] == dict(NOTHING_SKIPPED, max_depth=1)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, max_depth=1)
     result = scan([str(tmp_path)], max_depth=1)  # only the files directly in the folder
     assert set(result["found"]) == {fp(pki, "ac-v4")}
-    assert result["skipped"]["max_depth"] == 1
+    assert result["not_read"]["max_depth"] == 1
     deep = tmp_path
     for level in range(12):
         deep = deep / ("l%d" % level)
@@ -351,7 +351,7 @@ def test_exclude_by_full_path_and_by_name(pki, tmp_path):
     result = scan([str(tmp_path)], exclude=["*.bak", str(tmp_path / "logs"), "*/keep/tmp"])
     assert result["found"] == {fp(pki, "chiffrement-v4"): [
         place(tmp_path / "keep" / "v4.pem", "pem", index=0)]}
-    assert result["skipped"] == dict(NOTHING_SKIPPED, excluded=3)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, excluded=3)
     # a path given explicitly is examined even when it matches a pattern
     result = scan([str(tmp_path / "logs")], exclude=["logs", "*/logs"])
     assert fp(pki, "chiffrement-v4") in result["found"]
@@ -363,10 +363,10 @@ def test_size_limit(pki, tmp_path):
     write(tmp_path / "exact.pem", pem)
     result = scan([str(tmp_path)], max_file_size=len(pem))
     assert result["found"] == {fp(pki, "chiffrement-v4"): [place(tmp_path / "exact.pem", "pem", index=0)]}
-    assert result["skipped"] == dict(NOTHING_SKIPPED, too_large=1)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, too_large=1)
     assert result["files_scanned"] == 1
     result = scan([str(tmp_path / "big.pem")], max_file_size=len(pem))  # a file given as a root too
-    assert result["found"] == {} and result["skipped"]["too_large"] == 1
+    assert result["found"] == {} and result["not_read"]["too_large"] == 1
 
 
 def test_fifos_and_devices_are_never_opened(tmp_path):
@@ -378,7 +378,7 @@ def test_fifos_and_devices_are_never_opened(tmp_path):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
-    assert result["skipped"] == dict(NOTHING_SKIPPED, special=3)
+    assert result["not_read"] == dict(NOTHING_SKIPPED, special=3)
     assert result["files_scanned"] == 0
 
 
