@@ -31,10 +31,12 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
@@ -1057,8 +1059,17 @@ class Simulator:
         if not _ADDRESS_RE.match(address) or ".." in address:
             raise ValueError("no usable envelope sender (%r) to send the return to" % address)
         box = os.path.join(self.maildir, address)
-        for sub in ("tmp", "new", "cur"):
-            os.makedirs(os.path.join(box, sub), exist_ok=True)
+        if not os.path.isdir(box):
+            # Build the Maildir under a hidden name and rename it into place, so a reader
+            # never sees a box with new/ but not yet cur/.
+            os.makedirs(self.maildir, exist_ok=True)
+            building = tempfile.mkdtemp(prefix=".building-", dir=self.maildir)
+            for sub in ("tmp", "new", "cur"):
+                os.mkdir(os.path.join(building, sub))
+            try:
+                os.rename(building, box)
+            except OSError:  # another delivery made it first
+                shutil.rmtree(building, ignore_errors=True)
         domain = self.config.smtp_domain
         mail = EmailMessage()
         mail["From"] = "sne@" + domain
