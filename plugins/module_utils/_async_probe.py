@@ -1,0 +1,498 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""What the ``sne.guichet.async_probe`` module does once its arguments are parsed.
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library only, plus ``cryptography`` when present (see
+``_envelope``).
+
+One probe: read the encryption certificate where the guichet's software takes it, check it
+is the expected generation, build a small XML test message with a unique id, encrypt it to
+that certificate (CMS EnvelopedData, AES-256-CBC, RSA PKCS#1 v1.5), hand it to the SNE over
+one transport, and wait for the return that carries the same id. The outcome is a
+``status``: ``passed`` (ACCEPTE), ``rejected`` (REJETE), ``timeout`` (no return: what a
+message encrypted to a revoked certificate gets), ``error`` (nothing could be concluded),
+``skipped`` (check mode).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import secrets
+import socket
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from xml.etree import ElementTree as ET
+
+from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as _p12
+from ansible_collections.sne.guichet.plugins.module_utils._certs import (
+    cert_info,
+    der_to_pem,
+    load_certificates,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._envelope import (
+    EnvelopeError,
+    check_envelope,
+    encrypt,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._jks import (
+    TAG_PRIVATE_KEY,
+    TAG_TRUSTED_CERT,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._jks import parse as parse_jks
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+    StoreError,
+    StoreSpec,
+    normalize_fingerprint,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._transports import (
+    TransportError,
+    make_transport,
+)
+
+CERTIFICATE_TYPES = ("pem", "der", "jks", "pkcs12")
+MAX_CERTIFICATE_FILE = 10 * 1024 * 1024
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CN_RE = re.compile(r"(?:^|,)CN=((?:\\.|[^,\\])*)")
+
+# (alias or locator, certificate DER)
+Candidate = Tuple[Optional[str], bytes]
+
+
+class ArgumentError(Exception):
+    """The module's arguments cannot be used (the task fails whatever fail_on_status says)."""
+
+
+class ProbeError(Exception):
+    """The probe stops with status ``error``; ``code`` says at which step."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------
+
+def check_arguments(params: Dict[str, Any]) -> Optional[str]:
+    """Normalise what needs it; return the expected fingerprint (canonical) or None."""
+    expected = None
+    if params.get("expected_sha256"):
+        try:
+            expected = normalize_fingerprint(params["expected_sha256"])
+        except ValueError as exc:
+            raise ArgumentError("expected_sha256: %s" % exc)
+    if not expected and not params.get("expected_generation"):
+        raise ArgumentError("give expected_sha256 and/or expected_generation: the probe proves "
+                            "nothing unless it knows which certificate should be installed")
+    if params.get("timeout") is None or params["timeout"] < 0:
+        raise ArgumentError("timeout must be a number of seconds >= 0")
+    if params.get("poll_interval") is None or params["poll_interval"] <= 0:
+        raise ArgumentError("poll_interval must be a number of seconds > 0")
+    if not (params.get("guichet_id") or "").strip():
+        raise ArgumentError("guichet_id must not be empty")
+    if not (params.get("message_type") or "").strip():
+        raise ArgumentError("message_type must not be empty")
+    if params.get("certificate") is None and not params.get("certificate_pem"):
+        raise ArgumentError("give certificate (where the guichet reads it) or certificate_pem")
+    transport = params.get("transport")
+    if not params.get(transport):
+        raise ArgumentError("transport is %s: the %s option is required" % (transport, transport))
+    return expected
+
+
+# --------------------------------------------------------------------------------------
+# Reading the certificate
+# --------------------------------------------------------------------------------------
+
+def _detect_type(data: bytes) -> str:
+    if data[:4] in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
+        return "jks"
+    if b"-----BEGIN" in data[:65536]:
+        return "pem"
+    if data[:1] == b"\x30":
+        try:
+            _p12.outline(data)
+            return "pkcs12"
+        except StoreError:
+            return "der"
+    raise ProbeError("certificate", "the file is neither PEM, DER, JKS nor PKCS#12: give "
+                     "certificate.type")
+
+
+def _jks_candidates(data: bytes, password: Optional[str]) -> List[Candidate]:
+    store = parse_jks(data, password or None)  # certificates are readable without the password
+    out: List[Candidate] = []
+    for entry in store.entries:
+        if entry.tag == TAG_TRUSTED_CERT and entry.der is not None and entry.cert_type == "X.509":
+            out.append((entry.alias, entry.der))
+        elif entry.tag == TAG_PRIVATE_KEY and entry.chain and entry.chain[0][0] == "X.509":
+            out.append((entry.alias, entry.chain[0][1]))
+    return out
+
+
+def _bag_candidates(bags: List[Any]) -> List[Candidate]:
+    out: List[Candidate] = []
+    for bag in bags:
+        if bag.oid != _p12.OID_CERT_BAG:
+            continue
+        try:
+            der = bag.cert_der
+        except (_p12._Truncated, _p12._Garbled, IndexError):
+            continue
+        if der is not None:
+            out.append((bag.friendly_name, der))
+    return out
+
+
+def _pkcs12_candidates(path: str, data: bytes, password: Optional[str], run_command: Any,
+                       find_tool: Any) -> List[Candidate]:
+    info = _p12.outline(data)
+    bags = [bag for part in info.parts if part.kind == "data" for bag in part.bags]
+    sealed = [part for part in info.parts if part.kind != "data"]
+    if not sealed:
+        return _bag_candidates(bags)
+    if password is None:
+        raise ProbeError("certificate", "the certificates of %s are encrypted: give "
+                         "certificate.password" % path)
+    if _p12.mac_matches(info, password) is False:
+        raise ProbeError("certificate", "%s: store password incorrect (integrity check failed)" % path)
+    if _p12.HAS_CRYPTOGRAPHY:
+        opened = []
+        for part in sealed:
+            clear = _p12.decrypt_part(part, password) if part.kind == "encrypted" else None
+            if clear is None:
+                break
+            opened.extend(clear)
+        else:
+            return _bag_candidates(bags + opened)
+        try:  # legacy encryption (RC2, 3DES): cryptography's own reader
+            loaded = _p12._pkcs12.load_pkcs12(data, password.encode("utf-8"))
+            items = ([loaded.cert] if loaded.cert is not None else []) + list(loaded.additional_certs)
+            return [((c.friendly_name or b"").decode("utf-8", "replace") or None,
+                     c.certificate.public_bytes(_p12._Encoding.DER)) for c in items]
+        except (ValueError, TypeError):
+            pass
+    if run_command is not None and find_tool is not None and find_tool("keytool"):
+        store = _p12.Pkcs12Store(StoreSpec(path, "pkcs12", password), run_command, find_tool)
+        store.load()
+        return [(entry.alias, entry.ders[0]) for entry in store.listing if entry.ders]
+    raise ProbeError("certificate", "the certificates of %s are encrypted with an algorithm the "
+                     "standard library cannot decrypt: install the Python library cryptography "
+                     "(>= 45) or keytool on the host, or read the certificate elsewhere and give "
+                     "certificate_pem" % path)
+
+
+def _common_names(subject: str) -> List[str]:
+    return [re.sub(r"\\(.)", r"\1", value) for value in _CN_RE.findall(subject)]
+
+
+def _label(der: bytes) -> str:
+    """Short name of a certificate for messages: its CN, else its subject."""
+    info = cert_info(der)
+    names = _common_names(info["subject"])
+    return ", ".join(names) if names else (info["subject"] or "(empty subject)")
+
+
+def _select(candidates: List[Candidate], alias: Optional[str], where: str, keystore: bool
+            ) -> Tuple[bytes, Optional[str]]:
+    """The one certificate the guichet uses among ``candidates``."""
+    if not candidates:
+        raise ProbeError("certificate", "%s holds no certificate" % where)
+    if alias:
+        wanted = alias.strip()
+        if keystore:
+            found = [c for c in candidates if (c[0] or "").lower() == wanted.lower()]
+        elif wanted.startswith("#") and wanted[1:].isdigit():
+            index = int(wanted[1:])
+            found = [candidates[index]] if index < len(candidates) else []
+        else:
+            found = [c for c in candidates
+                     if wanted.lower() in [n.lower() for n in _common_names(cert_info(c[1])["subject"])]]
+        if not found:
+            known = ", ".join(sorted(set(c[0] for c in candidates if c[0]))) if keystore else ", ".join(
+                "%s %s" % (c[0], _label(c[1])) for c in candidates)
+            raise ProbeError("certificate", "%s has no %s %s (it holds: %s)" % (
+                where, "alias" if keystore else "certificate named", alias, known or "no named entry"))
+        if len(found) > 1:
+            raise ProbeError("certificate", "%s holds %d certificates named %s: select one by its "
+                             "position (#0, #1...)" % (where, len(found), alias))
+        return found[0][1], found[0][0]
+    leaves = [c for c in candidates if not cert_info(c[1])["is_ca"]] or candidates
+    if len(leaves) > 1:
+        names = ", ".join("%s (%s)" % (c[0], _label(c[1])) for c in leaves)
+        raise ProbeError("certificate", "%s holds %d certificates that could be the encryption "
+                         "certificate: %s; set certificate.alias to the one the guichet uses"
+                         % (where, len(leaves), names))
+    return leaves[0][1], leaves[0][0]
+
+
+def read_certificate(params: Dict[str, Any], run_command: Any = None, find_tool: Any = None
+                     ) -> Tuple[bytes, str]:
+    """(DER, where it was read: "/opt/guichet/conf/app.jks alias sne-chiffrement")."""
+    if params.get("certificate_pem"):
+        data = params["certificate_pem"].encode("utf-8")
+        try:
+            candidates: List[Candidate] = [("#%d" % i, der) for i, der in enumerate(load_certificates(data))]
+        except ValueError as exc:
+            raise ProbeError("certificate", "certificate_pem: %s" % exc)
+        der, _name = _select(candidates, None, "certificate_pem", keystore=False)
+        return der, "certificate_pem"
+    spec = params["certificate"]
+    path = spec["path"]
+    kind = spec.get("type")
+    alias = spec.get("alias")
+    password = spec.get("password")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CERTIFICATE_FILE + 1)
+    except OSError as exc:
+        raise ProbeError("certificate", "cannot read %s: %s" % (path, exc.strerror or exc))
+    if len(data) > MAX_CERTIFICATE_FILE:
+        raise ProbeError("certificate", "%s is larger than %d bytes" % (path, MAX_CERTIFICATE_FILE))
+    kind = kind or _detect_type(data)
+    try:
+        if kind == "jks":
+            candidates = _jks_candidates(data, password)
+        elif kind == "pkcs12":
+            candidates = _pkcs12_candidates(path, data, password, run_command, find_tool)
+        else:
+            if kind == "der" and data.lstrip()[:10] == b"-----BEGIN":
+                raise ProbeError("certificate", "%s is PEM, not DER: set certificate.type to pem" % path)
+            candidates = [("#%d" % i, der) for i, der in enumerate(load_certificates(data))]
+    except StoreError as exc:
+        raise ProbeError("certificate", "%s (%s): %s" % (path, kind, exc.reason))
+    except ValueError as exc:
+        raise ProbeError("certificate", "%s (%s): %s" % (path, kind, exc))
+    der, name = _select(candidates, alias, path, keystore=kind in ("jks", "pkcs12"))
+    if kind in ("jks", "pkcs12"):
+        where = "%s alias %s" % (path, name)
+    elif len(candidates) > 1:
+        where = "%s (certificate %s of %d)" % (path, name, len(candidates))
+    else:
+        where = path
+    return der, where
+
+
+def generation_matches(subject: str, generation: str) -> bool:
+    """Like the bundle module: V5 matches Chiffrement_SNEV5 in the CN, not ...V50."""
+    text = " ".join(_common_names(subject)) or subject
+    return re.search(r"(?i)%s(?![0-9])" % re.escape(generation), text) is not None
+
+
+def expectation_problem(info: Dict[str, Any], where: str, expected_sha256: Optional[str],
+                        generation: Optional[str]) -> Optional[str]:
+    """Why the certificate is not the expected one, or None."""
+    names = _common_names(info["subject"])
+    label = ", ".join(names) if names else info["subject"]
+    source = "the certificate given in certificate_pem" if where == "certificate_pem" else \
+        "the certificate installed in %s" % where
+    if generation and not generation_matches(info["subject"], generation):
+        return "%s is %s, not %s" % (source, label, generation)
+    if expected_sha256 and info["sha256"] != expected_sha256:
+        return ("%s is %s with SHA-256 %s, not the expected certificate (SHA-256 %s)"
+                % (source, label, info["sha256"], expected_sha256))
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# The message and its return
+# --------------------------------------------------------------------------------------
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def new_message_id(host: Optional[str] = None) -> str:
+    """SNEPROBE-<host>-<UTC time>-<random>: unique per run, within the SNE's id pattern."""
+    name = host or socket.gethostname().split(".")[0] or "host"
+    name = re.sub(r"[^A-Za-z0-9.-]+", "-", name).strip(".-")[:48] or "host"
+    return "SNEPROBE-%s-%s-%s" % (name, _utc_now().strftime("%Y%m%dT%H%M%SZ"), secrets.token_hex(4))
+
+
+def build_message(message_id: str, guichet: str, message_type: str = "TEST",
+                  content: str = "sonde asynchrone sne.guichet") -> bytes:
+    root = ET.Element("MessageAsynchrone", {"id": message_id, "version": "1"})
+    ET.SubElement(root, "Guichet").text = guichet
+    ET.SubElement(root, "Type").text = message_type
+    ET.SubElement(root, "Horodatage").text = _utc_now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    ET.SubElement(root, "Contenu").text = content
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
+
+
+def parse_return(data: bytes) -> Optional[Dict[str, Any]]:
+    """The attributes of a ``RetourAsynchrone`` document, or None if it is not one."""
+    upper = data.upper()
+    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
+        return None
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        return None
+    if root.tag.rsplit("}", 1)[-1] != "RetourAsynchrone":
+        return None
+    anomalies = [{"code": item.get("code") or "", "label": item.get("libelle") or ""}
+                 for item in root if item.tag.rsplit("}", 1)[-1] == "Anomalie"]
+    guichet = None
+    for item in root:
+        if item.tag.rsplit("}", 1)[-1] == "Guichet":
+            guichet = (item.text or "").strip()
+    return {
+        "id": root.get("id") or "",
+        "statut": root.get("statut") or "",
+        "reception": root.get("reception"),
+        "generation": root.get("generation"),
+        "horodatage": root.get("horodatage"),
+        "guichet": guichet,
+        "anomalies": anomalies,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# The probe
+# --------------------------------------------------------------------------------------
+
+def _error(result: Dict[str, Any], code: str, msg: str) -> Dict[str, Any]:
+    result.update(status="error", code=code, msg=msg)
+    return result
+
+
+def probe(params: Dict[str, Any], run_command: Any = None,
+          find_tool: Optional[Callable[[str], Optional[str]]] = None,
+          message_id: Optional[str] = None, clock: Callable[[], float] = time.monotonic,
+          sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
+    """Run one probe; return the module's result (``status`` and the rest). Raises
+    ArgumentError only; every other problem is a result with status ``error``."""
+    expected_sha256 = check_arguments(params)
+    generation = params.get("expected_generation")
+    transport_name = params["transport"]
+    result: Dict[str, Any] = {"changed": False, "status": "error", "transport": transport_name,
+                              "elapsed": 0.0, "warnings_": []}
+
+    # 1. the certificate the guichet uses, and is it the expected one?
+    try:
+        der, where = read_certificate(params, run_command, find_tool)
+        info = cert_info(der)
+    except ProbeError as exc:
+        return _error(result, exc.code, exc.reason)
+    except ValueError as exc:
+        return _error(result, "certificate", "the certificate cannot be read: %s" % exc)
+    problem = expectation_problem(info, where, expected_sha256, generation)
+    result["certificate"] = {
+        "source": where, "subject": info["subject"], "issuer": info["issuer"],
+        "serial": info["serial"], "sha256": info["sha256"], "not_after": info["not_after"],
+        "expected": problem is None, "pem": der_to_pem(der).decode("ascii"),
+    }
+    if problem is not None:
+        if not params.get("send_anyway"):
+            return _error(result, "generation", problem)
+        result["warnings_"].append("%s; sending anyway (send_anyway)" % problem)
+
+    # 2. the message, encrypted to that certificate
+    message_id = message_id or new_message_id(params.get("host_label"))
+    if not _ID_RE.match(message_id):
+        raise ArgumentError("host_label gives a message id the SNE refuses: %r" % message_id)
+    result["message_id"] = message_id
+    plaintext = build_message(message_id, params["guichet_id"].strip(), params["message_type"].strip())
+    result["message_xml"] = plaintext.decode("utf-8")
+    try:
+        cms, backend = encrypt(plaintext, der, params.get("encryption") or "auto", run_command, find_tool)
+        result["encryption"] = backend
+        result["envelope"] = check_envelope(cms, der)
+    except EnvelopeError as exc:
+        return _error(result, exc.code, exc.reason)
+    result["envelope"]["recipient_issuer"] = info["issuer"]
+
+    # 3. send, and wait for the return that carries our id
+    options = dict(params[transport_name])
+    transport = make_transport(transport_name, options, float(params.get("connect_timeout") or 30))
+    result["transport_details"] = transport.describe()
+    timeout = float(params["timeout"])
+    interval = float(params["poll_interval"])
+    start = clock()
+    try:
+        result["receipt"] = transport.send(message_id, cms)
+    except TransportError as exc:
+        result["elapsed"] = round(clock() - start, 3)
+        return _error(result, "send", "message %s could not be sent: %s" % (message_id, exc))
+    deadline = start + timeout
+    ignored = set()
+    found = None
+    while found is None:
+        for candidate in transport.poll(message_id):
+            parsed = parse_return(candidate)
+            if parsed is not None and parsed["id"] == message_id:
+                found = (parsed, candidate)
+                break
+            ignored.add(hashlib.sha256(candidate).hexdigest())
+        now = clock()
+        if found is not None or now >= deadline:
+            break
+        sleep(max(0.0, min(interval, deadline - now)))
+    result["elapsed"] = round(clock() - start, 3)
+    result["ignored_returns"] = len(ignored)
+    if found is None:
+        msg = ("no return for message %s within %s s: a message encrypted to a revoked or unknown "
+               "certificate is dropped by the SNE without any answer" % (message_id, _seconds(timeout)))
+        if transport.last_error:
+            msg += " (last problem while waiting: %s)" % transport.last_error
+        result.update(status="timeout", msg=msg)
+        return result
+    parsed, raw = found
+    result["return_xml"] = raw.decode("utf-8", "replace")
+    keys = ("statut", "reception", "generation", "horodatage", "guichet")
+    result["return_info"] = {k: parsed[k] for k in keys}
+    anomalies = parsed["anomalies"]
+    if parsed["statut"] == "ACCEPTE":
+        result.update(status="passed", msg="message %s accepted by the SNE (generation %s) after %s s"
+                      % (message_id, parsed["generation"] or "?", _seconds(result["elapsed"])))
+    elif parsed["statut"] == "REJETE":
+        result["anomaly"] = anomalies[0] if anomalies else {"code": "", "label": ""}
+        result["anomalies"] = anomalies
+        described = "; ".join("%s (%s)" % (a["code"], a["label"]) for a in anomalies)
+        result.update(status="rejected", msg="message %s rejected by the SNE: %s"
+                      % (message_id, described or "no anomaly given"))
+    else:
+        _error(result, "return", "the return of message %s has an unknown statut %r"
+               % (message_id, parsed["statut"]))
+    return result
+
+
+def _seconds(value: float) -> str:
+    return ("%.3f" % value).rstrip("0").rstrip(".")
+
+
+def run_async_probe(module: Any) -> None:
+    params = module.params
+    try:
+        check_arguments(params)
+    except ArgumentError as exc:
+        module.fail_json(msg=str(exc))
+    if module.check_mode:
+        module.exit_json(changed=False, status="skipped", transport=params["transport"], elapsed=0.0,
+                         msg="check mode: no probe message sent")
+
+    def run_command(argv: List[str], data: Optional[str] = None,
+                    environ_update: Optional[dict] = None) -> Any:
+        return module.run_command(argv, data=data, environ_update=environ_update, binary_data=False)
+
+    def find_tool(name: str) -> Optional[str]:
+        if os.path.isabs(name):
+            return name if os.access(name, os.X_OK) else None
+        return module.get_bin_path(name, required=False)
+
+    try:
+        result = probe(params, run_command, find_tool)
+    except ArgumentError as exc:
+        module.fail_json(msg=str(exc))
+    for warning in result.pop("warnings_", []):
+        module.warn(warning)
+    if result["status"] != "passed" and params["fail_on_status"]:
+        module.fail_json(**result)
+    module.exit_json(**result)

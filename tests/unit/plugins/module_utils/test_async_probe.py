@@ -1,0 +1,571 @@
+"""sne.guichet.async_probe against the real SNE simulator, over its three transports.
+
+The simulator (simulator/sne_simulator.py) is started with the ``start`` CLI and the test PKI:
+current generation V5, V4 revoked. A probe with the V5 certificate passes; with V4
+(``send_anyway``) it gets no return and times out; REJET_TEST gets a rejection; a return
+delayed within the timeout still passes; returns of other messages are ignored. The envelope
+is checked with the real ``openssl cms -decrypt``; both encryption backends (cryptography,
+the openssl command) are exercised; certificates are read from PEM, DER, and keytool-made
+JKS and PKCS#12 keystores.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import json
+import mailbox
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from email.message import EmailMessage
+from typing import Any, Dict, Optional
+
+import pytest
+from javatools import keytool, needs_keytool
+
+from ansible_collections.sne.guichet.plugins.module_utils import _async_probe as P
+from ansible_collections.sne.guichet.plugins.module_utils import _envelope as E
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))))
+SIMULATOR = os.path.join(ROOT, "simulator", "sne_simulator.py")
+OPENSSL = shutil.which("openssl")
+needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
+TRANSPORTS = ["http", "smtp", "folder"]
+SENDER = "guichet@bailleur.test"
+GUICHET = "G-013-0042"
+
+pytestmark = pytest.mark.slow
+
+
+def run_command(argv, data=None, environ_update=None):
+    env = dict(os.environ, **(environ_update or {}))
+    proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def find_tool(name):
+    return shutil.which(name)
+
+
+def no_tool(name):
+    return None
+
+
+def cert_file(pki, ident, form="pem"):
+    return os.path.join(pki["dir"], "%s.%s" % (ident, form))
+
+
+def read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+# ---------------------------------------------------------------------------------------------
+# The simulator
+# ---------------------------------------------------------------------------------------------
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, SIMULATOR, *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+class Sim:
+    def __init__(self, info: Dict[str, Any]) -> None:
+        self.info = info
+        self.url = info["http"]["url"]
+
+    def admin(self, path: str, payload: Optional[Dict[str, Any]] = None) -> Any:
+        body = json.dumps(payload).encode() if payload is not None else None
+        request = urllib.request.Request(self.url + "/admin/" + path, data=body,
+                                         method="POST" if body is not None else "GET",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def transport_options(self, transport: str) -> Dict[str, Any]:
+        if transport == "http":
+            return {"url": self.url, "validate_certs": True, "ca_path": None, "use_proxy": False}
+        if transport == "smtp":
+            return {"host": "127.0.0.1", "port": self.info["smtp"]["port"], "sender": SENDER,
+                    "recipient": self.info["smtp"]["address"],
+                    "maildir": os.path.join(self.info["smtp"]["maildir"], SENDER)}
+        return {"outbox": self.info["folder"]["outbox"], "inbox": self.info["folder"]["inbox"]}
+
+
+@pytest.fixture(scope="module")
+def sim(pki, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sne-probe-sim")
+
+    def rel(name):
+        return os.path.relpath(os.path.join(pki["dir"], name), str(folder))
+
+    config = {
+        "current": {"generation": "V5", "certificate": rel("chiffrement-v5.pem"),
+                    "key": rel("chiffrement-v5.key")},
+        "revoked": [{"generation": "V4", "certificate": rel("chiffrement-v4.pem"),
+                     "key": rel("chiffrement-v4.key")}],
+        "delay_seconds": 0,
+        "backlog": False,
+        "transports": {"http": {"port": 0}, "smtp": {"port": 0, "domain": "sne.test"},
+                       "folder": {"outbox": "guichet/outbox", "inbox": "guichet/inbox",
+                                  "poll_seconds": 0.05}},
+    }
+    path = folder / "config.json"
+    path.write_text(json.dumps(config))
+    state = str(folder / "state")
+    started = run_cli("start", "--config", str(path), "--state-dir", state, "--lifetime", "600")
+    assert started.returncode == 0, started.stderr
+    yield Sim(json.loads(started.stdout))
+    stopped = run_cli("stop", "--state-dir", state)
+    assert stopped.returncode == 0, stopped.stderr
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings(request):
+    if "sim" in request.fixturenames:
+        request.getfixturevalue("sim").admin("config", {"delay_seconds": 0, "backlog": False})
+
+
+def make_params(pki, sim=None, transport="http", ident="chiffrement-v5", **overrides):
+    """The module's parameters, defaults included (as AnsibleModule would pass them)."""
+    params: Dict[str, Any] = {
+        "certificate": {"path": cert_file(pki, ident), "type": "pem", "alias": None, "password": None},
+        "certificate_pem": None,
+        "expected_sha256": pki["certificates"]["chiffrement-v5"]["sha256"],
+        "expected_generation": "V5",
+        "send_anyway": False,
+        "guichet_id": GUICHET,
+        "message_type": "TEST",
+        "host_label": "guichet01",
+        "transport": transport,
+        "http": None, "smtp": None, "folder": None,
+        "timeout": 10.0,
+        "poll_interval": 0.1,
+        "connect_timeout": 10.0,
+        "encryption": "auto",
+        "fail_on_status": True,
+    }
+    if sim is not None:
+        params[transport] = sim.transport_options(transport)
+    else:
+        params[transport] = {"url": "http://127.0.0.1:9", "validate_certs": True, "ca_path": None,
+                             "use_proxy": False} if transport == "http" else {}
+    params.update(overrides)
+    return params
+
+
+def probe(params, **kwargs):
+    return P.probe(params, run_command, find_tool, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Over the wire, per transport
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["cryptography", pytest.param("openssl", marks=needs_openssl)])
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_v5_certificate_passes(pki, sim, transport, backend):
+    result = probe(make_params(pki, sim, transport, encryption=backend))
+    assert result["status"] == "passed", result
+    assert result["encryption"] == backend
+    assert result["changed"] is False
+    assert result["transport"] == transport
+    mid = result["message_id"]
+    assert mid.startswith("SNEPROBE-guichet01-")
+    root = P.ET.fromstring(result["return_xml"].encode())
+    assert root.get("id") == mid and root.get("statut") == "ACCEPTE"
+    assert result["return_info"]["generation"] == "V5"
+    assert result["return_info"]["guichet"] == GUICHET
+    v5 = pki["certificates"]["chiffrement-v5"]
+    assert result["certificate"]["sha256"] == v5["sha256"]
+    assert result["certificate"]["serial"] == v5["serial_hex"]
+    assert result["certificate"]["issuer"] == v5["issuer"]
+    assert result["certificate"]["subject"] == v5["subject"]
+    assert result["certificate"]["expected"] is True
+    assert result["envelope"]["recipient_serial"] == "5E1005"
+    assert result["envelope"]["content_encryption"] == "aes-256-cbc"
+    assert result["receipt"]
+    assert 0 <= result["elapsed"] < 10
+    assert "accepted by the SNE (generation V5)" in result["msg"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_v4_certificate_times_out(pki, sim, transport):
+    result = probe(make_params(pki, sim, transport, ident="chiffrement-v4", send_anyway=True, timeout=2.0))
+    assert result["status"] == "timeout", result
+    assert result["certificate"]["expected"] is False
+    assert "return_xml" not in result
+    assert result["elapsed"] >= 2.0
+    assert "no return for message %s within 2 s" % result["message_id"] in result["msg"]
+    assert any("is Chiffrement_SNEV4, not V5" in w for w in result["warnings_"])
+    assert result["envelope"]["recipient_serial"] == "5E1004"
+
+
+def test_v4_certificate_is_not_sent_without_send_anyway(pki, sim):
+    path = cert_file(pki, "chiffrement-v4")
+    result = probe(make_params(pki, sim, "http", ident="chiffrement-v4"))
+    assert result["status"] == "error" and result["code"] == "generation"
+    assert result["msg"] == "the certificate installed in %s is Chiffrement_SNEV4, not V5" % path
+    assert "message_id" not in result and "receipt" not in result
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_rejet_test_is_rejected(pki, sim, transport):
+    result = probe(make_params(pki, sim, transport, message_type="REJET_TEST"))
+    assert result["status"] == "rejected", result
+    assert result["anomaly"] == {"code": "REJET_TEST", "label": "rejet demandé par le message de test"}
+    assert result["anomalies"] == [result["anomaly"]]
+    assert "REJET_TEST" in result["msg"]
+    assert 'statut="REJETE"' in result["return_xml"]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_delayed_return_within_timeout_passes(pki, sim, transport):
+    sim.admin("config", {"delay_seconds": 1})
+    result = probe(make_params(pki, sim, transport, timeout=6.0, poll_interval=0.2))
+    assert result["status"] == "passed", result
+    assert result["elapsed"] >= 1.0
+
+
+def _plant(sim, transport, message_id, xml_id):
+    """A return whose name says ``message_id`` but whose XML is for ``xml_id``."""
+    xml = ('<?xml version="1.0" encoding="utf-8"?>\n<RetourAsynchrone id="%s" statut="ACCEPTE" '
+           'reception="R999999-000000" generation="V5" horodatage="2016-01-07T09:30:00Z">'
+           '<Guichet>%s</Guichet></RetourAsynchrone>\n' % (xml_id, GUICHET)).encode()
+    if transport == "folder":
+        with open(os.path.join(sim.info["folder"]["inbox"], message_id + ".xml"), "wb") as handle:
+            handle.write(xml)
+    elif transport == "smtp":
+        mail = EmailMessage()
+        mail["From"] = "sne@sne.test"
+        mail["To"] = SENDER
+        mail["Subject"] = "RETOUR " + message_id
+        mail.set_content(xml, maintype="application", subtype="xml", cte="8bit")
+        box = mailbox.Maildir(os.path.join(sim.info["smtp"]["maildir"], SENDER), create=True)
+        box.add(mail.as_bytes(policy=email.policy.SMTP))
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_returns_of_other_messages_are_ignored(pki, sim, transport):
+    first = probe(make_params(pki, sim, transport))
+    assert first["status"] == "passed"
+    mid = P.new_message_id("stale")
+    _plant(sim, transport, mid, first["message_id"])  # a previous probe's return, misfiled
+    result = probe(make_params(pki, sim, transport, ident="chiffrement-v4", send_anyway=True,
+                               timeout=1.5), message_id=mid)
+    assert result["status"] == "timeout", result
+    assert result["message_id"] == mid
+    if transport != "http":
+        assert result["ignored_returns"] >= 1
+
+
+def test_impostor_with_the_right_name_is_not_answered(pki, sim):
+    """Same CN as V5 but another issuer/serial: the generation check passes, the SNE drops it;
+    with the fingerprint expected, the probe refuses to send it."""
+    by_name = probe(make_params(pki, sim, "http", ident="chiffrement-v5-impostor",
+                                expected_sha256=None, timeout=1.5))
+    assert by_name["status"] == "timeout"
+    by_fingerprint = probe(make_params(pki, sim, "http", ident="chiffrement-v5-impostor"))
+    assert by_fingerprint["status"] == "error" and by_fingerprint["code"] == "generation"
+    assert "not the expected certificate (SHA-256 %s)" % pki["certificates"]["chiffrement-v5"]["sha256"] \
+        in by_fingerprint["msg"]
+
+
+def test_unreachable_endpoint_is_an_error(pki):
+    result = probe(make_params(pki, None, "http", connect_timeout=2.0))
+    assert result["status"] == "error" and result["code"] == "send"
+    assert "could not be sent" in result["msg"]
+
+
+def test_smtp_recipient_refused_is_an_error(pki, sim):
+    params = make_params(pki, sim, "smtp")
+    params["smtp"]["recipient"] = "nobody@sne.test"
+    result = probe(params)
+    assert result["status"] == "error" and result["code"] == "send"
+    assert "550" in result["msg"]
+
+
+def test_missing_maildir_is_reported_on_timeout(pki, sim, tmp_path):
+    params = make_params(pki, sim, "smtp", timeout=0.5)
+    params["smtp"]["maildir"] = str(tmp_path / "nowhere")
+    result = probe(params)
+    assert result["status"] == "timeout"
+    assert "does not exist (yet)" in result["msg"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The envelope
+# ---------------------------------------------------------------------------------------------
+
+
+def _decrypt(pki, cms, ident, tmp_path):
+    source = tmp_path / "message.p7m"
+    source.write_bytes(cms)
+    key = os.path.join(pki["dir"], ident + ".key")
+    return subprocess.run([OPENSSL, "cms", "-decrypt", "-inform", "DER", "-in", str(source),
+                           "-recip", cert_file(pki, ident), "-inkey", key],
+                          capture_output=True, check=False)
+
+
+@needs_openssl
+@pytest.mark.parametrize("backend", ["cryptography", "openssl"])
+def test_envelope_decrypts_to_the_exact_message_with_v5_only(pki, tmp_path, backend):
+    message = P.build_message(P.new_message_id("h1"), GUICHET)
+    der = read(cert_file(pki, "chiffrement-v5", "der"))
+    cms, used = E.encrypt(message, der, backend, run_command, find_tool)
+    assert used == backend
+    done = _decrypt(pki, cms, "chiffrement-v5", tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == message
+    assert _decrypt(pki, cms, "chiffrement-v4", tmp_path).returncode != 0
+    info = E.inspect_envelope(cms)
+    assert info["content_encryption"] == E.OID_AES256_CBC
+    assert info["content_type"] == E.OID_DATA
+    assert [r["key_encryption"] for r in info["recipients"]] == [E.OID_RSA_ENCRYPTION]
+    summary = E.check_envelope(cms, der)
+    assert summary["recipient_serial"] == "5E1005"
+    with pytest.raises(E.EnvelopeError, match="not the certificate read"):
+        E.check_envelope(cms, read(cert_file(pki, "chiffrement-v4", "der")))
+
+
+def test_the_probe_message_is_what_the_sne_expects():
+    mid = P.new_message_id("guichet 01/a")
+    assert P._ID_RE.match(mid) and mid.startswith("SNEPROBE-guichet-01-a-")
+    assert P.new_message_id("x") != P.new_message_id("x")
+    root = P.ET.fromstring(P.build_message(mid, "G<&>1", "REJET_TEST"))
+    assert root.tag == "MessageAsynchrone" and root.get("id") == mid
+    assert root.findtext("Guichet") == "G<&>1" and root.findtext("Type") == "REJET_TEST"
+
+
+@needs_openssl
+def test_openssl_is_used_when_cryptography_is_missing(pki, monkeypatch):
+    monkeypatch.setattr(E, "HAS_CRYPTOGRAPHY", False)
+    der = read(cert_file(pki, "chiffrement-v5", "der"))
+    _cms, used = E.encrypt(b"<x/>", der, "auto", run_command, find_tool)
+    assert used == "openssl"
+
+
+def test_without_any_backend_the_probe_says_to_delegate(pki, monkeypatch):
+    monkeypatch.setattr(E, "HAS_CRYPTOGRAPHY", False)
+    result = P.probe(make_params(pki), run_command, no_tool)
+    assert result["status"] == "error" and result["code"] == "no_backend"
+    assert "delegate_to: localhost" in result["msg"] and "certificate_pem" in result["msg"]
+    # what the delegated run needs
+    assert result["certificate"]["pem"] == read(cert_file(pki, "chiffrement-v5")).decode()
+    with pytest.raises(E.EnvelopeError, match="openssl command is not available"):
+        E.encrypt(b"<x/>", read(cert_file(pki, "chiffrement-v5", "der")), "openssl", run_command, no_tool)
+    with pytest.raises(E.EnvelopeError, match="cryptography"):
+        E.encrypt(b"<x/>", read(cert_file(pki, "chiffrement-v5", "der")), "cryptography")
+
+
+def test_certificate_pem_is_used_as_given(pki, sim):
+    pem = read(cert_file(pki, "chiffrement-v5")).decode()
+    result = probe(make_params(pki, sim, "folder", certificate=None, certificate_pem=pem))
+    assert result["status"] == "passed"
+    assert result["certificate"]["source"] == "certificate_pem"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the certificate where the guichet takes it
+# ---------------------------------------------------------------------------------------------
+
+
+def read_cert(pki, path, kind=None, alias=None, password=None, **extra):
+    params = make_params(pki, certificate={"path": str(path), "type": kind, "alias": alias,
+                                           "password": password}, **extra)
+    return P.read_certificate(params, run_command, find_tool)
+
+
+def fingerprint(pki, ident):
+    return pki["certificates"][ident]["sha256"]
+
+
+def sha(der):
+    return P.cert_info(der)["sha256"]
+
+
+def test_pem_and_der_files(pki, tmp_path):
+    der, where = read_cert(pki, cert_file(pki, "chiffrement-v5", "der"), "der")
+    assert sha(der) == fingerprint(pki, "chiffrement-v5") and where == cert_file(pki, "chiffrement-v5", "der")
+    der, _where = read_cert(pki, cert_file(pki, "chiffrement-v5", "der"))  # type guessed
+    assert sha(der) == fingerprint(pki, "chiffrement-v5")
+    with pytest.raises(P.ProbeError, match="PEM, not DER"):
+        read_cert(pki, cert_file(pki, "chiffrement-v5"), "der")
+    bundle = tmp_path / "sne.pem"
+    bundle.write_bytes(read(cert_file(pki, "ac-v5")) + read(cert_file(pki, "chiffrement-v5")))
+    der, where = read_cert(pki, bundle, "pem")  # the authority is not a candidate
+    assert sha(der) == fingerprint(pki, "chiffrement-v5")
+    assert where == "%s (certificate #1 of 2)" % bundle
+    mixed = tmp_path / "mixed.pem"
+    mixed.write_bytes(read(cert_file(pki, "chiffrement-v4")) + read(cert_file(pki, "chiffrement-v5")))
+    with pytest.raises(P.ProbeError, match="2 certificates that could be the encryption certificate"):
+        read_cert(pki, mixed, "pem")
+    der, _where = read_cert(pki, mixed, "pem", alias="Chiffrement_SNEV4")
+    assert sha(der) == fingerprint(pki, "chiffrement-v4")
+    der, _where = read_cert(pki, mixed, "pem", alias="#1")
+    assert sha(der) == fingerprint(pki, "chiffrement-v5")
+    with pytest.raises(P.ProbeError, match="no certificate named Chiffrement_SNEV6"):
+        read_cert(pki, mixed, "pem", alias="Chiffrement_SNEV6")
+    with pytest.raises(P.ProbeError, match="cannot read"):
+        read_cert(pki, tmp_path / "missing.pem", "pem")
+
+
+@needs_keytool
+def test_jks_made_by_keytool(pki, tmp_path, sim):
+    store = str(tmp_path / "app.jks")
+    for alias, ident in (("sne-chiffrement", "chiffrement-v4"), ("sne-ac-v5", "ac-v5")):
+        keytool("-importcert", "-noprompt", "-alias", alias, "-file", cert_file(pki, ident),
+                "-keystore", store, "-storetype", "JKS", "-storepass", "changeit")
+    der, where = read_cert(pki, store, "jks", alias="sne-chiffrement", password="changeit")
+    assert sha(der) == fingerprint(pki, "chiffrement-v4")
+    assert where == "%s alias sne-chiffrement" % store
+    der, _where = read_cert(pki, store)  # no alias: the only non-CA entry; type guessed
+    assert sha(der) == fingerprint(pki, "chiffrement-v4")
+    with pytest.raises(P.ProbeError, match="integrity check failed"):
+        read_cert(pki, store, "jks", password="wrong")
+    with pytest.raises(P.ProbeError, match=r"has no alias other \(it holds: sne-ac-v5, sne-chiffrement\)"):
+        read_cert(pki, store, "jks", alias="other")
+    # the whole probe: the message the issue asks for, and no message sent
+    params = make_params(pki, sim, "http", certificate={"path": store, "type": "jks",
+                                                        "alias": "sne-chiffrement", "password": "changeit"})
+    result = probe(params)
+    assert result["status"] == "error"
+    assert result["msg"] == ("the certificate installed in %s alias sne-chiffrement is Chiffrement_SNEV4, "
+                             "not V5" % store)
+    # after the rotation: V5 under the same alias
+    keytool("-delete", "-alias", "sne-chiffrement", "-keystore", store, "-storepass", "changeit")
+    keytool("-importcert", "-noprompt", "-alias", "sne-chiffrement", "-file",
+            cert_file(pki, "chiffrement-v5"), "-keystore", store, "-storetype", "JKS",
+            "-storepass", "changeit")
+    assert probe(params)["status"] == "passed"
+
+
+@needs_keytool
+def test_pkcs12_made_by_keytool(pki, tmp_path, monkeypatch):
+    store = str(tmp_path / "trust.p12")
+    keytool("-importcert", "-noprompt", "-alias", "sne-chiffrement-v5", "-file",
+            cert_file(pki, "chiffrement-v5"), "-keystore", store, "-storetype", "PKCS12",
+            "-storepass", "trustpass")
+    der, where = read_cert(pki, store, "pkcs12", password="trustpass")
+    assert sha(der) == fingerprint(pki, "chiffrement-v5")
+    assert where == "%s alias sne-chiffrement-v5" % store
+    with pytest.raises(P.ProbeError, match="integrity check failed"):
+        read_cert(pki, store, "pkcs12", password="wrong")
+    with pytest.raises(P.ProbeError, match="give certificate.password"):
+        read_cert(pki, store, "pkcs12")
+    # without cryptography, keytool lists the store
+    monkeypatch.setattr(P._p12, "HAS_CRYPTOGRAPHY", False)
+    der, _where = read_cert(pki, store, "pkcs12", alias="SNE-CHIFFREMENT-V5", password="trustpass")
+    assert sha(der) == fingerprint(pki, "chiffrement-v5")
+
+
+# ---------------------------------------------------------------------------------------------
+# Returns, arguments, and the module's behaviour around probe()
+# ---------------------------------------------------------------------------------------------
+
+
+def test_parse_return():
+    ok = P.parse_return(b'<RetourAsynchrone id="A" statut="REJETE"><Anomalie code="X" libelle="y"/>'
+                        b'<Anomalie code="Z" libelle="w"/></RetourAsynchrone>')
+    assert ok is not None and ok["id"] == "A" and ok["statut"] == "REJETE"
+    assert ok["anomalies"] == [{"code": "X", "label": "y"}, {"code": "Z", "label": "w"}]
+    assert P.parse_return(b"<MessageAsynchrone id='A'/>") is None
+    assert P.parse_return(b"not xml") is None
+    assert P.parse_return(b'<!DOCTYPE x [<!ENTITY a "b">]><RetourAsynchrone id="A"/>') is None
+
+
+def test_arguments(pki):
+    with pytest.raises(P.ArgumentError, match="expected_sha256 and/or expected_generation"):
+        P.check_arguments(make_params(pki, expected_sha256=None, expected_generation=None))
+    with pytest.raises(P.ArgumentError, match="not a SHA-256 fingerprint"):
+        P.check_arguments(make_params(pki, expected_sha256="12:34"))
+    assert P.check_arguments(make_params(pki, expected_sha256=fingerprint(pki, "chiffrement-v5")
+                                         .replace(":", "").lower())) == fingerprint(pki, "chiffrement-v5")
+    with pytest.raises(P.ArgumentError, match="the smtp option is required"):
+        P.check_arguments(make_params(pki, transport="smtp"))
+
+
+class Exit(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.warnings = []
+        self.result = None
+        self.failed = None
+
+    def exit_json(self, **result):
+        self.result, self.failed = result, False
+        raise Exit()
+
+    def fail_json(self, **result):
+        self.result, self.failed = result, True
+        raise Exit()
+
+    def warn(self, text):
+        self.warnings.append(text)
+
+    def run_command(self, argv, data=None, environ_update=None, binary_data=False):
+        return run_command(argv, data, environ_update)
+
+    def get_bin_path(self, name, required=False):
+        return shutil.which(name)
+
+
+def run_module(params, check_mode=False):
+    module = FakeModule(params, check_mode)
+    with pytest.raises(Exit):
+        P.run_async_probe(module)
+    return module
+
+
+def test_module_check_mode_sends_nothing(pki, sim):
+    before = len(sim.admin("log"))
+    module = run_module(make_params(pki, sim, "http"), check_mode=True)
+    assert module.failed is False
+    assert module.result == {"changed": False, "status": "skipped", "transport": "http", "elapsed": 0.0,
+                             "msg": "check mode: no probe message sent"}
+    assert not [e for e in sim.admin("log")[before:] if e["event"] == "message"]
+
+
+def test_module_fails_unless_passed(pki, sim):
+    module = run_module(make_params(pki, sim, "folder"))
+    assert module.failed is False and module.result["status"] == "passed"
+    assert "warnings_" not in module.result
+    v4 = dict(ident="chiffrement-v4", send_anyway=True, timeout=1.0)
+    module = run_module(make_params(pki, sim, "folder", **v4))
+    assert module.failed is True and module.result["status"] == "timeout"
+    assert module.warnings and "sending anyway" in module.warnings[0]
+    module = run_module(make_params(pki, sim, "folder", fail_on_status=False, **v4))
+    assert module.failed is False and module.result["status"] == "timeout"
+    module = run_module(make_params(pki, sim, "folder", fail_on_status=False, expected_generation=None,
+                                    expected_sha256=None))
+    assert module.failed is True and "expected_generation" in module.result["msg"]
+
+
+def test_timeout_is_measured_on_the_clock(pki, sim):
+    """A deadline reached exactly is a timeout; the wait never sleeps past it."""
+    now = [0.0]
+    sleeps = []
+
+    def clock():
+        return now[0]
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    result = P.probe(make_params(pki, sim, "folder", ident="chiffrement-v4", send_anyway=True,
+                                 timeout=1.0, poll_interval=0.3),
+                     run_command, find_tool, clock=clock, sleep=sleep)
+    assert result["status"] == "timeout"
+    assert sleeps == pytest.approx([0.3, 0.3, 0.3, 0.1])
+    assert result["elapsed"] == pytest.approx(1.0)
