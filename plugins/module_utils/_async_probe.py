@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import os
 import re
 import secrets
 import socket
@@ -47,6 +46,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._jks import parse as p
 from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
     StoreError,
     StoreSpec,
+    module_tools,
     normalize_fingerprint,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._transports import (
@@ -137,27 +137,13 @@ def _jks_candidates(data: bytes, password: Optional[str]) -> List[Candidate]:
     return out
 
 
-def _bag_candidates(bags: List[Any]) -> List[Candidate]:
-    out: List[Candidate] = []
-    for bag in bags:
-        if bag.oid != _p12.OID_CERT_BAG:
-            continue
-        try:
-            der = bag.cert_der
-        except (_p12._Truncated, _p12._Garbled, IndexError):
-            continue
-        if der is not None:
-            out.append((bag.friendly_name, der))
-    return out
-
-
 def _pkcs12_candidates(path: str, data: bytes, password: Optional[str], run_command: Any,
                        find_tool: Any) -> List[Candidate]:
     info = _p12.outline(data)
     bags = [bag for part in info.parts if part.kind == "data" for bag in part.bags]
     sealed = [part for part in info.parts if part.kind != "data"]
     if not sealed:
-        return _bag_candidates(bags)
+        return _p12.certificate_bags(bags)
     if password is None:
         raise ProbeError("certificate", "the certificates of %s are encrypted: give "
                          "certificate.password" % path)
@@ -171,7 +157,7 @@ def _pkcs12_candidates(path: str, data: bytes, password: Optional[str], run_comm
                 break
             opened.extend(clear)
         else:
-            return _bag_candidates(bags + opened)
+            return _p12.certificate_bags(bags + opened)
         try:  # legacy encryption (RC2, 3DES): cryptography's own reader
             loaded = _p12._pkcs12.load_pkcs12(data, password.encode("utf-8"))
             items = ([loaded.cert] if loaded.cert is not None else []) + list(loaded.additional_certs)
@@ -478,14 +464,7 @@ def run_async_probe(module: Any) -> None:
         module.exit_json(changed=False, status="skipped", transport=params["transport"], elapsed=0.0,
                          msg="check mode: no probe message sent")
 
-    def run_command(argv: List[str], data: Optional[str] = None,
-                    environ_update: Optional[dict] = None) -> Any:
-        return module.run_command(argv, data=data, environ_update=environ_update, binary_data=False)
-
-    def find_tool(name: str) -> Optional[str]:
-        if os.path.isabs(name):
-            return name if os.access(name, os.X_OK) else None
-        return module.get_bin_path(name, required=False)
+    run_command, find_tool = module_tools(module)
 
     try:
         result = probe(params, run_command, find_tool)

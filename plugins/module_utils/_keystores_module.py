@@ -9,8 +9,7 @@ Target-side code: Python standard library only.
 
 from __future__ import annotations
 
-import os
-from typing import Any, List, Optional
+from typing import Any, List
 
 from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._keystores import (
@@ -19,7 +18,10 @@ from ansible_collections.sne.guichet.plugins.module_utils._keystores import (
     converge,
     wanted_entries,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+    StoreSpec,
+    module_tools,
+)
 
 
 def _specs(stores: List[dict]) -> List[StoreSpec]:
@@ -46,15 +48,7 @@ def run_keystores(module: Any) -> None:
 
     backups = Backups(params["backup_dir"] if params["backup"] else None, params["run_id"])
 
-    def run_command(argv: List[str], data: Optional[str] = None,
-                    environ_update: Optional[dict] = None) -> Any:
-        return module.run_command(argv, data=data, environ_update=environ_update,
-                                  binary_data=False)
-
-    def find_tool(name: str) -> Optional[str]:
-        if os.path.isabs(name):
-            return name if os.access(name, os.X_OK) else None
-        return module.get_bin_path(name, required=False)
+    run_command, find_tool = module_tools(module)
 
     try:
         outcomes, changed, failed = converge(specs, present, absent, module.check_mode,

@@ -51,6 +51,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
     UNKNOWN_FORMAT,
     StoreError,
     StoreSpec,
+    module_tools,
     normalize_fingerprint,
     sha256_fingerprint,
 )
@@ -596,17 +597,7 @@ class Scanner:
 
 
 def _bag_certs(bags: List[Any]) -> List[Tuple[Optional[str], Optional[int], bytes]]:
-    out: List[Tuple[Optional[str], Optional[int], bytes]] = []
-    for bag in bags:
-        if bag.oid != _p12.OID_CERT_BAG:
-            continue
-        try:
-            der = bag.cert_der
-        except (_p12._Truncated, _p12._Garbled, IndexError):
-            continue
-        if der is not None:
-            out.append((bag.friendly_name, None, der))
-    return out
+    return [(name, None, der) for name, der in _p12.certificate_bags(bags)]
 
 
 def scan(paths: Sequence[str], **options: Any) -> Dict[str, Any]:
@@ -618,13 +609,7 @@ def run_scan(module: Any) -> None:
     """What the ``sne.guichet.scan`` module does once its arguments are parsed."""
     params = module.params
 
-    def run_command(argv: List[str], data: Optional[str] = None,
-                    environ_update: Optional[dict] = None) -> Any:
-        return module.run_command(argv, data=data, environ_update=environ_update,
-                                  binary_data=False)
-
-    def find_tool(name: str) -> Optional[str]:
-        return module.get_bin_path(name, required=False)
+    run_command, find_tool = module_tools(module)
 
     try:
         scanner = Scanner(sha256=params["sha256"], max_depth=params["max_depth"],

@@ -15,7 +15,8 @@ replaces the original. Identity is the SHA-256 of the certificate DER.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Callable, Dict, List, Optional
+import os
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 # Error codes a backend reports; the module maps them to messages for the operator.
 WRONG_PASSWORD = "wrong_password"
@@ -109,6 +110,26 @@ class StoreSpec:
 
 # run_command(argv, data=None) -> (rc, stdout, stderr); AnsibleModule.run_command fits.
 CommandRunner = Callable[..., Any]
+
+
+def module_tools(module: Any) -> Tuple[CommandRunner, Callable[[str], Optional[str]]]:
+    """The ``run_command`` and ``find_tool`` the backends take, from an AnsibleModule.
+
+    ``find_tool`` accepts a bare name (looked up like AnsibleModule.get_bin_path) or an
+    absolute path (used if executable).
+    """
+
+    def run_command(argv: List[str], data: Optional[str] = None,
+                    environ_update: Optional[dict] = None) -> Any:
+        return module.run_command(argv, data=data, environ_update=environ_update,
+                                  binary_data=False)
+
+    def find_tool(name: str) -> Optional[str]:
+        if os.path.isabs(name):
+            return name if os.access(name, os.X_OK) else None
+        return module.get_bin_path(name, required=False)
+
+    return run_command, find_tool
 
 
 class Store:

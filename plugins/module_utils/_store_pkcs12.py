@@ -870,3 +870,18 @@ class Pkcs12Store(Store):
             raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc)
         if sorted(e.key() for e in listing) != expected:
             raise StoreError(VERIFY_FAILED, "written keystore differs from the planned one")
+
+
+def certificate_bags(bags: List[Any]) -> List[Tuple[Optional[str], bytes]]:
+    """(friendlyName, DER) of every readable certificate bag; damaged bags are skipped."""
+    out: List[Tuple[Optional[str], bytes]] = []
+    for bag in bags:
+        if bag.oid != OID_CERT_BAG:
+            continue
+        try:
+            der = bag.cert_der
+        except (_Truncated, _Garbled, IndexError):
+            continue
+        if der is not None:
+            out.append((bag.friendly_name, der))
+    return out
