@@ -292,8 +292,8 @@ def build_fixture(work: Path, n_fillers: int) -> Fixture:
 # Verification
 # --------------------------------------------------------------------------------------------
 
-def java_entries(path: Path, kind: str) -> List[Dict[str, str]]:
-    out = keytool("-list", "-v", "-keystore", str(path), "-storetype", kind, "-storepass", PASSWORD).stdout
+def java_entries(path: Path, kind: str, password: str = PASSWORD) -> List[Dict[str, str]]:
+    out = keytool("-list", "-v", "-keystore", str(path), "-storetype", kind, "-storepass", password).stdout
     entries = []
     for chunk in out.split("Alias name: ")[1:]:
         etype = re.search(r"Entry type: (\S+)", chunk)
