@@ -3,25 +3,41 @@
 Usage::
 
     python tests/fleet/check_fleet.py OUTDIR --snapshot FILE                 # before the run
-    python tests/fleet/check_fleet.py OUTDIR --expect rotated [--baseline FILE]
+    python tests/fleet/check_fleet.py OUTDIR --expect rotated [--baseline FILE] [--generation V6]
+        [--repaired HOST]... [--configured HOST]...
     python tests/fleet/check_fleet.py OUTDIR --expect untouched --baseline FILE   # --check runs
         [--host NAME]... [--ignore RELPATH]... [--jobs N] [--json FILE] [-v]
 
 Nothing of the collection is used: stores are read with the real tools (``keytool -list -v``
 for JKS and PKCS#12, one JVM per store; ``openssl x509`` for PEM and DER; ``openssl verify
 -partial_chain -CApath`` for the hashed folder), the search paths are grepped for the bytes of
-the V4 certificates (DER, and base64 whatever the line breaks), and file trees are compared by
-SHA-256. Expectations come from ``OUTDIR/fleet.json`` and the PKI's ``manifest.json``.
+the retired certificates (DER, and base64 whatever the line breaks), and file trees are compared
+by SHA-256. Expectations come from ``OUTDIR/fleet.json`` and the PKI's ``manifest.json``.
 
-``--expect rotated``: every healthy host (kinds v4, odd_alias, stray, v5) holds V5 and AC V5 in
-every store, keeps the partner authority and the private key, has no V4 byte left under its
-search paths, its stray copies moved (not deleted) into quarantine, its configuration pointing
-at V5, and was reloaded (hosts that changed); with ``--baseline``, the broken host and the hosts
-already on V5 are byte-identical to it, and the other hosts changed nothing outside their
-stores, configuration, logs, backups and quarantine. ``--expect untouched``: every host tree is
-byte-identical to the baseline (``--ignore var/log`` and the like leave paths of every host root
-out of the comparisons, for example after a rollback). Prints a table, one line per host, and
-exits 1 on any mismatch.
+``--expect rotated`` (``--generation V5``, the default): every healthy host (kinds v4,
+odd_alias, stray, v5) holds V5 and AC V5 in every store, keeps the partner authority and the
+private key, has no V4 byte left under its search paths, its stray copies moved (not deleted)
+into quarantine, its configuration pointing at V5, and was reloaded (hosts that changed); with
+``--baseline``, the broken host, the unconfigured hosts and the hosts already on V5 are
+byte-identical to it, and the other hosts changed nothing outside their stores, configuration,
+logs, backups and quarantine. ``--repaired HOST`` (the broken host, its inventory password
+fixed) and ``--configured HOST`` (an unconfigured host since given host_vars, e.g. from an
+audit proposal) are expected rotated like a v4 host.
+
+``--expect rotated --generation V6``: the fleet was rotated V4 -> V5, then V5 -> V6 (retired:
+V5 and V4, certificates and authorities). Every healthy host, the v5 ones included, holds V6
+and AC V6 in every store (the partner authority is AC V6 in the test PKI), no V5 nor V4
+certificate or authority, no V5/V4 byte under its search paths; its DER store is
+``Chiffrement_SNEV6.cer`` and ``Chiffrement_SNEV5.cer`` is in quarantine with its original
+content; its configuration names V6 only; its hashed folder verifies V6 and no longer V5/V4.
+The DER store path and the strays of a generation are derived from fleet.json (written for V5).
+``--baseline`` is then a snapshot taken after the V5 rotation: hosts left on V4 (broken,
+unconfigured) must be byte-identical to it, the others changed only their stores,
+configuration, logs, backups and quarantine, and ran their reload commands again.
+
+``--expect untouched``: every host tree is byte-identical to the baseline (``--ignore var/log``
+and the like leave paths of every host root out of the comparisons, for example after a
+rollback). Prints a table, one line per host, and exits 1 on any mismatch.
 """
 
 from __future__ import annotations
@@ -49,7 +65,17 @@ SHA256_LINE = re.compile(r"^\s*SHA256:\s*([0-9A-F]{2}(?::[0-9A-F]{2}){31})\s*$")
 MAX_GREP = 16 * 1024 * 1024
 CHANGING_KINDS = ("v4", "odd_alias", "stray")
 IDENTICAL_KINDS = ("broken", "v5")
+# Hosts a rotation must not reach (they stay on V4): the broken one (unless --repaired) and the
+# unconfigured ones (unless --configured).
+HELD_KINDS = ("broken", "unconfigured")
 SNAPSHOT_SCHEMA = 2
+# Generations: the fleet is made on V4 (V5 for the v5 hosts); ac-v6 of the PKI plays the partner
+# authority every rotation must leave in place.
+FIRST_GENERATION = 4
+DEFAULT_GENERATION = "V5"
+PARTNER_IDENT = "ac-v6"
+GENERATION_RE = re.compile(r"^[Vv]([0-9]+)$")
+DER_NAME_RE = re.compile(r"Chiffrement_SNEV[0-9]+\.cer$")
 
 
 class Fleet:
@@ -66,22 +92,86 @@ class Fleet:
         self.der: Dict[str, bytes] = {}
         self.pem_path: Dict[str, str] = {}
         self.fp: Dict[str, str] = {}
-        for role, ident in (("v4", "chiffrement-v4"), ("ac_v4", "ac-v4"), ("v5", "chiffrement-v5"),
-                            ("ac_v5", "ac-v5"), ("partner", "ac-v6")):
+        # Roles: v4, ac_v4, v5, ac_v5, v6, ac_v6... (every generation of the PKI from V4 on),
+        # and partner.
+        roles: List[Tuple[str, str]] = []
+        number = FIRST_GENERATION
+        while "chiffrement-v%d" % number in certs and "ac-v%d" % number in certs:
+            roles += [("v%d" % number, "chiffrement-v%d" % number), ("ac_v%d" % number, "ac-v%d" % number)]
+            number += 1
+        self.generations: List[int] = list(range(FIRST_GENERATION, number))
+        if len(self.generations) < 2 or PARTNER_IDENT not in certs:
+            raise SystemExit("check_fleet: the PKI has no V4 and V5 or no partner authority")
+        roles.append(("partner", PARTNER_IDENT))
+        for role, ident in roles:
             with open(os.path.join(pki, certs[ident]["der"]), "rb") as fh:
                 self.der[role] = fh.read()
             self.pem_path[role] = os.path.join(pki, certs[ident]["path"])
             self.fp[role] = certs[ident]["sha256"].upper()
             if colon(hashlib.sha256(self.der[role]).hexdigest()) != self.fp[role]:
                 raise SystemExit("check_fleet: %s does not match its manifest fingerprint" % ident)
-        self.name_of = {fp: role for role, fp in self.fp.items()}
         self.key_fp: Optional[str] = (self.data.get("private_key") or {}).get("private_key_sha256")
         self.key_alias: str = (self.data.get("private_key") or {}).get("private_key_alias", "guichet")
-        # What betrays a V4 copy in any file: its DER, or its base64 with line breaks removed.
-        self.v4_needles = []
-        for role in ("v4", "ac_v4"):
-            self.v4_needles.append((role, "der", self.der[role]))
-            self.v4_needles.append((role, "base64", base64.b64encode(self.der[role])))
+        self.v4_needles = self.needles(["v4", "ac_v4"])
+
+    def needles(self, roles: List[str]) -> List[Tuple[str, str, bytes]]:
+        """What betrays a copy of ``roles`` in any file: its DER, or its base64 with line breaks
+        removed."""
+        out: List[Tuple[str, str, bytes]] = []
+        for role in roles:
+            out.append((role, "der", self.der[role]))
+            out.append((role, "base64", base64.b64encode(self.der[role])))
+        return out
+
+
+def generation_number(gen: str) -> int:
+    """5 for "V5" or "v5"; ValueError otherwise."""
+    match = GENERATION_RE.match(gen.strip())
+    if not match:
+        raise ValueError("a generation is V<number>, e.g. V6: %r" % gen)
+    return int(match.group(1))
+
+
+def retired_generations(number: int) -> List[int]:
+    """Generations a rotation to ``number`` has retired, newest first: [5, 4] for V6."""
+    return list(range(number - 1, FIRST_GENERATION - 1, -1))
+
+
+def forbidden_roles(number: int) -> List[str]:
+    """Roles no store may hold on a host on generation ``number``: every retired certificate
+    and authority; on a host still on V4, V5 and AC V5 (not AC V6: the partner)."""
+    gens = retired_generations(number) if number > FIRST_GENERATION else [FIRST_GENERATION + 1]
+    return [r for g in gens for r in ("v%d" % g, "ac_v%d" % g)]
+
+
+def der_path(path: str, number: int) -> str:
+    """The path of the ``Chiffrement_SNEV<n>.cer`` DER store for generation ``number``."""
+    return DER_NAME_RE.sub("Chiffrement_SNEV%d.cer" % number, path)
+
+
+def stores_at(host: Dict[str, Any], number: int) -> List[Dict[str, Any]]:
+    """The host's declared stores (fleet.json, written for V5) for generation ``number``: the
+    DER store is the file named after that generation."""
+    return [dict(s, path=der_path(s["path"], number)) if s["type"] == "der" else s
+            for s in host["stores"]]
+
+
+def start_generation(host: Dict[str, Any]) -> int:
+    """The generation a host held when the fleet was made."""
+    return 5 if host["kind"] == "v5" else FIRST_GENERATION
+
+
+def strays_at(fleet: Fleet, host: Dict[str, Any], number: int) -> Dict[str, str]:
+    """path -> sha256 hex of every stray copy a rotation to ``number`` must have quarantined:
+    the host's strays (fleet.json) and the DER files of the generations it went through
+    (Chiffrement_SNEV4.cer of a repaired broken host, Chiffrement_SNEV5.cer after V6)."""
+    out = {path: host["stray_sha256"][path] for path in host["strays"]}
+    for gen in range(start_generation(host), number):
+        leaf = hashlib.sha256(fleet.der["v%d" % gen]).hexdigest()
+        for store in host["stores"]:
+            if store["type"] == "der":
+                out.setdefault(der_path(store["path"], gen), leaf)
+    return out
 
 
 def colon(hexdigest: str) -> str:
@@ -136,8 +226,11 @@ def read_file(path: str) -> bytes:
         return fh.read()
 
 
-def store_fingerprints(fleet: Fleet, store: Dict[str, Any]) -> Tuple[Set[str], List[str], Dict[str, Any]]:
-    """(fingerprints held, problems specific to the format, extra facts) of one store."""
+def store_fingerprints(fleet: Fleet, store: Dict[str, Any], verify: Tuple[str, ...] = ("v5", "v4"),
+                       ) -> Tuple[Set[str], List[str], Dict[str, Any]]:
+    """(fingerprints held, problems specific to the format, extra facts) of one store; for a
+    hashed folder, facts ``verify_<role>``: whether ``openssl verify -CApath`` accepts each
+    certificate of ``verify``."""
     path, kind = store["path"], store["type"]
     problems: List[str] = []
     facts: Dict[str, Any] = {}
@@ -172,7 +265,7 @@ def store_fingerprints(fleet: Fleet, store: Dict[str, Any]) -> Tuple[Set[str], L
                     continue
                 fps.update(pem_fps(read_file(full)))
         if kind == "pem_dir":
-            for role in ("v5", "v4"):
+            for role in verify:
                 rc, _out, _err = run(["openssl", "verify", "-partial_chain", "-CApath", path,
                                       fleet.pem_path[role]])
                 facts["verify_" + role] = rc == 0
@@ -181,46 +274,60 @@ def store_fingerprints(fleet: Fleet, store: Dict[str, Any]) -> Tuple[Set[str], L
     return fps, problems, facts
 
 
-def wanted_in(kind: str, gen: str) -> List[str]:
-    """Roles a store of ``kind`` must hold when the host is on generation ``gen`` (v4/v5)."""
+def wanted_in(kind: str, gen: str, fleet: Optional[Fleet] = None) -> List[str]:
+    """Roles a store of ``kind`` must hold when the host is on generation ``gen`` (v4, v5, v6...).
+
+    The partner authority is wanted too, unless (``fleet`` given) it is the generation's own
+    authority: in the test PKI the partner is AC V6, so for V6 its check is the authority's.
+    """
     leaf, ac = gen, "ac_" + gen
+    partner = [] if fleet is not None and fleet.fp.get(ac) == fleet.fp["partner"] else ["partner"]
     if kind == "der":
         return [leaf]
     if kind in ("debian", "redhat"):
-        return [ac, "partner"]
-    return [leaf, ac, "partner"]
+        return [ac] + partner
+    return [leaf, ac] + partner
 
 
 def check_stores(fleet: Fleet, host: Dict[str, Any], gen: str) -> List[str]:
-    """Every store holds generation ``gen`` (and the partner) and nothing of the other one."""
-    other = "v4" if gen == "v5" else "v5"
+    """Every store holds generation ``gen`` (and the partner) and nothing of the others: the
+    retired generations (V4 for V5; V5 and V4 for V6), or V5 for a host still on V4. The DER
+    store is the file of generation ``gen``."""
+    number = generation_number(gen)
+    retired = retired_generations(number)
+    verify = tuple("v%d" % g for g in [number] + retired)
     problems: List[str] = []
-    for store in host["stores"]:
+    for store in stores_at(host, number):
         label = os.path.relpath(store["path"], host["root"])
         try:
-            fps, extra, facts = store_fingerprints(fleet, store)
+            fps, extra, facts = store_fingerprints(fleet, store, verify)
         except (OSError, RuntimeError) as exc:
             problems.append("%s: unreadable: %s" % (label, exc))
             continue
         problems.extend("%s: %s" % (label, p) for p in extra)
-        for role in wanted_in(store["type"], gen):
+        for role in wanted_in(store["type"], "v%d" % number, fleet):
             if fleet.fp[role] not in fps:
                 problems.append("%s: %s missing" % (label, role))
-        for role in (other, "ac_" + other):
+        for role in forbidden_roles(number):
             if fleet.fp[role] in fps:
                 problems.append("%s: %s still there" % (label, role))
         if store["type"] == "pem_dir":
-            if gen == "v5" and not facts.get("verify_v5"):
-                problems.append("%s: openssl verify -CApath fails for V5" % label)
-            if gen == "v5" and facts.get("verify_v4"):
-                problems.append("%s: openssl verify -CApath still accepts V4" % label)
-            if gen == "v4" and not facts.get("verify_v4"):
-                problems.append("%s: openssl verify -CApath fails for V4" % label)
+            if not facts.get("verify_v%d" % number):
+                problems.append("%s: openssl verify -CApath fails for V%d" % (label, number))
+            for old in retired:
+                if facts.get("verify_v%d" % old):
+                    problems.append("%s: openssl verify -CApath still accepts V%d" % (label, old))
     return problems
 
 
 def grep_v4(fleet: Fleet, host: Dict[str, Any]) -> List[str]:
     """Files under the search paths holding V4 bytes (quarantine and backups excluded)."""
+    return grep_retired(fleet, host, ["v4", "ac_v4"])
+
+
+def grep_retired(fleet: Fleet, host: Dict[str, Any], roles: List[str]) -> List[str]:
+    """Files under the search paths holding bytes of ``roles`` (quarantine and backups excluded)."""
+    needles = fleet.needles(roles)
     skip = tuple(os.path.join(host[k], "") for k in ("quarantine_dir", "backup_dir"))
     found: List[str] = []
     for top in host["search_paths"]:
@@ -236,14 +343,18 @@ def grep_v4(fleet: Fleet, host: Dict[str, Any]) -> List[str]:
                 except OSError:
                     continue
                 flat = re.sub(rb"\s+", b"", data)
-                for role, form, needle in fleet.v4_needles:
+                for role, form, needle in needles:
                     if needle in (data if form == "der" else flat):
                         found.append("%s (%s %s)" % (os.path.relpath(full, host["root"]), role, form))
                         break
     return found
 
 
-def check_strays(host: Dict[str, Any]) -> List[str]:
+def check_strays(host: Dict[str, Any], strays: Optional[Dict[str, str]] = None) -> List[str]:
+    """Each stray (path -> sha256 hex; default the host's) gone from its place and in the
+    quarantine with its original content."""
+    if strays is None:
+        strays = {path: host["stray_sha256"][path] for path in host["strays"]}
     problems: List[str] = []
     qdir = host["quarantine_dir"]
     quarantined: Dict[str, List[str]] = {}
@@ -252,11 +363,10 @@ def check_strays(host: Dict[str, Any]) -> List[str]:
             full = os.path.join(dirpath, name)
             if os.path.isfile(full) and not os.path.islink(full):
                 quarantined.setdefault(hashlib.sha256(read_file(full)).hexdigest(), []).append(full)
-    for path in host["strays"]:
+    for path, want in strays.items():
         rel = os.path.relpath(path, host["root"])
         if os.path.lexists(path):
             problems.append("stray %s not moved" % rel)
-        want = host["stray_sha256"][path]
         if not any(q.endswith(path) or os.path.basename(q) == os.path.basename(path)
                    for q in quarantined.get(want, [])):
             problems.append("stray %s not in quarantine with its original content" % rel)
@@ -264,8 +374,10 @@ def check_strays(host: Dict[str, Any]) -> List[str]:
 
 
 def check_config(host: Dict[str, Any], gen: str) -> List[str]:
+    """The configuration names generation ``gen`` (v5, v6...) and none it retired."""
     problems: List[str] = []
-    old = "v4" if gen == "v5" else "v5"
+    number = generation_number(gen)
+    olds = ["v%d" % g for g in retired_generations(number)] if number > FIRST_GENERATION else ["v5"]
     for path in host["config_files"]:
         rel = os.path.relpath(path, host["root"])
         try:
@@ -276,13 +388,17 @@ def check_config(host: Dict[str, Any], gen: str) -> List[str]:
         for token in ("Chiffrement_SNE%s.cer" % gen.upper(), "sne-chiffrement-%s" % gen):
             if token not in text:
                 problems.append("%s: no %s" % (rel, token))
-        for token in ("Chiffrement_SNE%s.cer" % old.upper(), "sne-chiffrement-%s" % old):
-            if token in text:
-                problems.append("%s: still %s" % (rel, token))
+        for old in olds:
+            for token in ("Chiffrement_SNE%s.cer" % old.upper(), "sne-chiffrement-%s" % old):
+                if token in text:
+                    problems.append("%s: still %s" % (rel, token))
     return problems
 
 
-def check_reload(host: Dict[str, Any]) -> List[str]:
+def check_reload(host: Dict[str, Any], before: Optional[Dict[str, List[Any]]] = None,
+                 after: Optional[Dict[str, List[Any]]] = None) -> List[str]:
+    """The reload commands and the trust anchors refresh ran; with the trees of the baseline and
+    now, they ran since the baseline (their logs changed)."""
     problems: List[str] = []
     try:
         if "reloaded" not in read_file(host["reload_log"]).decode("utf-8", "replace"):
@@ -295,6 +411,11 @@ def check_reload(host: Dict[str, Any]) -> List[str]:
             problems.append("trust anchors refresh did not run")
     except OSError:
         problems.append("trust anchors refresh did not run")
+    if before is not None and after is not None and not problems:
+        for key, what in (("reload_log", "reload command"), ("refresh_log", "trust anchors refresh")):
+            rel = os.path.relpath(host[key], host["root"])
+            if before.get(rel) == after.get(rel):
+                problems.append("%s did not run again since the baseline (%s unchanged)" % (what, rel))
     return problems
 
 
@@ -367,12 +488,16 @@ def _short(diff: List[Tuple[str, str]], limit: int = 6) -> str:
     return text + (" (+%d more)" % (len(diff) - limit) if len(diff) > limit else "")
 
 
-def allowed_change(host: Dict[str, Any], rel: str) -> bool:
-    """Whether a rotation may change ``rel`` (relative to the host root)."""
+def allowed_change(host: Dict[str, Any], rel: str, stores: Optional[List[Dict[str, Any]]] = None,
+                   strays: Optional[List[str]] = None) -> bool:
+    """Whether a rotation may change ``rel`` (relative to the host root); ``stores`` and
+    ``strays`` default to the host's (fleet.json)."""
     full = os.path.join(host["root"], rel)
-    places = [s["path"] for s in host["stores"]] + list(host["config_files"]) + list(host["strays"])
+    stores = host["stores"] if stores is None else stores
+    strays = list(host["strays"]) if strays is None else strays
+    places = [s["path"] for s in stores] + list(host["config_files"]) + strays
     places += [host["backup_dir"], host["quarantine_dir"], host["reload_log"], host["refresh_log"]]
-    created = [host["backup_dir"], host["quarantine_dir"]] + list(host["strays"])
+    created = [host["backup_dir"], host["quarantine_dir"]] + strays
     parents = [os.path.dirname(p) for p in created]
     for place in places:
         if full == place or full.startswith(place.rstrip("/") + "/"):
@@ -382,10 +507,11 @@ def allowed_change(host: Dict[str, Any], rel: str) -> bool:
 
 
 def check_collateral(host: Dict[str, Any], before: Dict[str, List[Any]],
-                     after: Dict[str, List[Any]]) -> List[str]:
+                     after: Dict[str, List[Any]], stores: Optional[List[Dict[str, Any]]] = None,
+                     strays: Optional[List[str]] = None) -> List[str]:
     diff = tree_diff(before, after)
     problems = []
-    outside = [(rel, how) for rel, how in diff if not allowed_change(host, rel)]
+    outside = [(rel, how) for rel, how in diff if not allowed_change(host, rel, stores, strays)]
     if outside:
         problems.append("changed outside stores/config/logs/backups/quarantine: %s" % _short(outside))
     modes = [(rel, how) for rel, how in diff if "mode" in how or "owner" in how]
@@ -398,45 +524,70 @@ def check_collateral(host: Dict[str, Any], before: Dict[str, List[Any]],
 
 
 def check_host(fleet: Fleet, name: str, expect: str, baseline: Optional[Dict[str, Any]],
-               ignore: Optional[List[str]] = None) -> Dict[str, Any]:
+               ignore: Optional[List[str]] = None, generation: str = DEFAULT_GENERATION,
+               repaired: Optional[List[str]] = None, configured: Optional[List[str]] = None,
+               ) -> Dict[str, Any]:
+    """Check one host; ``repaired`` and ``configured`` name the broken and unconfigured hosts to
+    expect rotated like a v4 host."""
     host = fleet.hosts[name]
     kind = host["kind"]
     problems: List[str] = []
     notes: List[str] = []
-    before = (baseline or {}).get("hosts", {}).get(name)
-    if baseline is not None and before is None:
+    raw_before = (baseline or {}).get("hosts", {}).get(name)
+    if baseline is not None and raw_before is None:
         problems.append("not in the baseline")
-    after = tree_digest(host["root"]) if baseline is not None else None
-    before, after = filter_tree(before, ignore or []), filter_tree(after, ignore or [])
+    raw_after = tree_digest(host["root"]) if baseline is not None else None
+    before, after = filter_tree(raw_before, ignore or []), filter_tree(raw_after, ignore or [])
+    number = generation_number(generation)
+    held = kind in HELD_KINDS
+    if kind == "broken" and name in (repaired or []):
+        held = False
+        notes.append("repaired: checked as a v4 host")
+    if kind == "unconfigured" and name in (configured or []):
+        held = False
+        notes.append("configured: checked as a v4 host")
 
     if expect == "untouched":
         if before is not None and after is not None:
             diff = tree_diff(before, after)
             if diff:
                 problems.append("changed: %s" % _short(diff))
-    elif kind == "broken":
+    elif held:
         if before is not None and after is not None:
             diff = tree_diff(before, after)
             if diff:
-                problems.append("broken host changed: %s" % _short(diff))
+                problems.append("%s host changed: %s" % (kind, _short(diff)))
         else:
             notes.append("no baseline: byte identity not checked")
-            problems.extend(check_stores(fleet, host, "v4"))
+            problems.extend(check_stores(fleet, host, "v%d" % FIRST_GENERATION))
     else:
-        problems.extend(check_stores(fleet, host, "v5"))
-        problems.extend("V4 left in %s" % f for f in grep_v4(fleet, host))
-        problems.extend(check_strays(host))
-        problems.extend(check_config(host, "v5"))
-        if kind in CHANGING_KINDS:
-            problems.extend(check_reload(host))
+        retired = retired_generations(number)
+        # Already on this generation when the fleet was made (v5 hosts, V5): nothing may change.
+        identical = start_generation(host) >= number
+        strays = strays_at(fleet, host, number)
+        problems.extend(check_stores(fleet, host, "v%d" % number))
+        problems.extend("%s left in %s" % ("/".join("V%d" % g for g in retired), f)
+                        for f in grep_retired(fleet, host, forbidden_roles(number)))
+        problems.extend(check_strays(host, strays))
+        problems.extend(check_config(host, "v%d" % number))
+        if not identical:
+            problems.extend(check_reload(host, raw_before, raw_after))
         if before is not None and after is not None:
-            if kind in IDENTICAL_KINDS:
+            if identical:
                 diff = tree_diff(before, after)
                 if diff:
-                    problems.append("host already on V5 changed: %s" % _short(diff))
+                    problems.append("host already on V%d changed: %s" % (number, _short(diff)))
             else:
-                problems.extend(check_collateral(host, before, after))
-        elif kind == "v5":
+                problems.extend(check_collateral(host, before, after, stores_at(host, number),
+                                                 list(strays)))
+                if number - 1 > start_generation(host) and raw_before is not None:
+                    # A host that went through V(n-1) has its DER file in a snapshot taken after.
+                    for store in host["stores"]:
+                        previous = os.path.relpath(der_path(store["path"], number - 1), host["root"])
+                        if store["type"] == "der" and previous not in raw_before:
+                            problems.append("the baseline is not a snapshot taken after the V%d "
+                                            "rotation (no %s in it)" % (number - 1, previous))
+        elif identical:
             notes.append("no baseline: byte identity not checked")
     return {"host": name, "kind": kind, "ssh": bool(host.get("ssh")), "ok": not problems,
             "problems": problems, "notes": notes}
@@ -452,16 +603,17 @@ def snapshot(fleet: Fleet, path: str) -> None:
 
 def print_table(results: List[Dict[str, Any]], limit: Optional[int] = 10) -> None:
     width = max([len(r["host"]) for r in results] + [4])
-    print("%-*s  %-9s  %-3s  %-6s  %s" % (width, "host", "kind", "ssh", "result", "details"))
+    kwidth = max([len(r["kind"]) for r in results] + [9])
+    print("%-*s  %-*s  %-3s  %-6s  %s" % (width, "host", kwidth, "kind", "ssh", "result", "details"))
     for r in results:
         details = r["problems"] + ["note: " + n for n in r["notes"]]
         if limit is not None and len(details) > limit:
             details = details[:limit] + ["... %d more (-v or --json for all)" % (len(details) - limit)]
         first = details[0] if details else ""
-        print("%-*s  %-9s  %-3s  %-6s  %s" % (width, r["host"], r["kind"], "yes" if r["ssh"] else "no",
-                                              "ok" if r["ok"] else "FAIL", first))
+        ssh, result = "yes" if r["ssh"] else "no", "ok" if r["ok"] else "FAIL"
+        print("%-*s  %-*s  %-3s  %-6s  %s" % (width, r["host"], kwidth, r["kind"], ssh, result, first))
         for more in details[1:]:
-            print("%-*s  %s" % (width + 26, "", more))
+            print("%-*s  %s" % (width + kwidth + 17, "", more))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -475,6 +627,16 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="leave this path of every host root (e.g. var/log) out of the byte "
                              "comparisons with the baseline (repeatable)")
     parser.add_argument("--host", action="append", default=[], help="check only this host (repeatable)")
+    parser.add_argument("--generation", default=DEFAULT_GENERATION, metavar="VN",
+                        help="with --expect rotated: the generation the fleet was rotated to, V5 "
+                             "(from V4, the default) or V6 (V4 -> V5, then V5 -> V6: retired V5 and "
+                             "V4; --baseline is then a snapshot taken after the V5 rotation)")
+    parser.add_argument("--repaired", action="append", default=[], metavar="HOST",
+                        help="this broken host had its inventory password fixed: expect it rotated "
+                             "like a v4 host (repeatable)")
+    parser.add_argument("--configured", action="append", default=[], metavar="HOST",
+                        help="this unconfigured host has since been given host_vars (e.g. from an "
+                             "audit proposal): expect it rotated like a v4 host (repeatable)")
     parser.add_argument("--jobs", type=int, default=max(2, min(8, 2 * (os.cpu_count() or 1))))
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("-v", "--verbose", action="store_true", help="every problem of every host")
@@ -492,22 +654,38 @@ def main(argv: Optional[List[str]] = None) -> int:
             baseline = json.load(fh)
         if baseline.get("schema") != SNAPSHOT_SCHEMA:
             parser.error("%s is not a snapshot of this version of check_fleet.py" % args.baseline)
+    try:
+        number = generation_number(args.generation)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if number <= FIRST_GENERATION or number not in fleet.generations:
+        parser.error("--generation: V%d is not a generation to rotate to with this PKI (V%d to V%d)"
+                     % (number, FIRST_GENERATION + 1, fleet.generations[-1]))
+    generation = "V%d" % number
     names = sorted(fleet.hosts)
-    unknown = [n for n in args.host if n not in fleet.hosts]
+    unknown = [n for n in args.host + args.repaired + args.configured if n not in fleet.hosts]
     if unknown:
         parser.error("unknown host(s): %s" % ", ".join(unknown))
+    for option, wanted in (("--repaired", "broken"), ("--configured", "unconfigured")):
+        wrong = [n for n in getattr(args, option[2:]) if fleet.hosts[n]["kind"] != wanted]
+        if wrong:
+            parser.error("%s: not %s host(s): %s" % (option, wanted, ", ".join(wrong)))
     if args.host:
         names = [n for n in names if n in args.host]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         results = list(pool.map(
-            lambda n: check_host(fleet, n, args.expect, baseline, args.ignore), names))
+            lambda n: check_host(fleet, n, args.expect, baseline, args.ignore, generation,
+                                 args.repaired, args.configured), names))
     print_table(results, None if args.verbose else 10)
     failed = [r for r in results if not r["ok"]]
+    expect = args.expect
+    if expect == "rotated" and generation != DEFAULT_GENERATION:
+        expect += " to " + generation
     print("%d host(s) checked (expect %s): %d ok, %d mismatch (%.1f s)" % (
-        len(results), args.expect, len(results) - len(failed), len(failed), time.monotonic() - started))
+        len(results), expect, len(results) - len(failed), len(failed), time.monotonic() - started))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"expect": args.expect, "results": results}, fh, indent=2)
+            json.dump({"expect": args.expect, "generation": generation, "results": results}, fh, indent=2)
     return 1 if failed else 0
 
 

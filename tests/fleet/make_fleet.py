@@ -3,7 +3,7 @@
 Usage::
 
     python tests/fleet/make_fleet.py OUTDIR --hosts N --pki PKIDIR \
-        [--ssh-hosts K --ssh-port PORT --ssh-key KEYFILE] [--python PATH]
+        [--ssh-hosts K --ssh-port PORT --ssh-key KEYFILE] [--python PATH] [--unconfigured N]
 
 ``PKIDIR`` is the output of ``tests/pki/make_pki.py``. Written into ``OUTDIR``:
 
@@ -21,6 +21,18 @@ The kind of each host depends only on its index (see ``kind_of``): most hold V4,
 already holds V5 (a rotation must change nothing there), one hides V4 under an odd JKS alias,
 one has forgotten V4 copies outside the declared stores, one has a wrong JKS password in the
 inventory (the store is fine: the host must be reported and left byte-identical).
+
+``--unconfigured N`` (default 0) makes the LAST N hosts ``unconfigured``: laid out on disk
+exactly like a ``v4`` host, but their host_vars declare no ``sne_guichet_stores`` and no
+``sne_guichet_config_files`` (the guichet nobody described yet; a rotation must leave it
+byte-identical, an audit must find its stores); their search paths also cover ``usr/local``,
+so that an audit finds the Debian trust anchors. fleet.json records their real stores (with
+the real passwords), what an audit proposal should find.
+
+Host variables do not name a generation: the DER store is
+``.../Chiffrement_SNE{{ sne_generation }}.cer`` and the configuration rewrites match any
+generation, so the next rotation (V5 -> V6) needs new rotation values only. fleet.json keeps
+the real paths of the V5 rotation; ``check_fleet.py --generation`` derives the others.
 """
 
 from __future__ import annotations
@@ -48,7 +60,7 @@ ODD_ALIAS = "old-ministry-cert-2014"
 KEY_ALIAS = "guichet"
 GENERATION = "V5"
 VALID_AT = "2026-06-01T00:00:00Z"
-KINDS = ("v4", "v5", "odd_alias", "stray", "broken")
+KINDS = ("v4", "v5", "odd_alias", "stray", "broken", "unconfigured")
 SSH_COMMON_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 
 # Certificates of the PKI (make_pki.py identifiers) used by the fleet; ac-v6 plays a partner
@@ -64,9 +76,17 @@ APP_JKS = CONF + "/app.jks"
 TRUST_P12 = CONF + "/trust.p12"
 SNE_PEM = CONF + "/sne.pem"
 # The DER certificate the guichet software reads, named after its generation, as the
-# ministry ships it; the properties file points at it. The declared store is the V5 file
-# (created by the rotation); a V4 host's Chiffrement_SNEV4.cer is a stray to quarantine.
+# ministry ships it; the properties file points at it. The declared store is the file of the
+# generation being deployed (created by the rotation: Chiffrement_SNEV5.cer in fleet.json,
+# templated in host_vars); a V4 host's Chiffrement_SNEV4.cer is a stray to quarantine.
 SNE_DER = CONF + "/Chiffrement_SNE%s.cer"
+SNE_DER_TEMPLATE = SNE_DER % "{{ sne_generation }}"
+# Configuration rewrites (regexp, templated replacement) that match any generation: a replace
+# giving the same text is no change, so a second run stays changed=0.
+CONFIG_REWRITES = (
+    (r"Chiffrement_SNEV[0-9]+\.cer", "Chiffrement_SNE{{ sne_generation }}.cer"),
+    (r"sne-chiffrement-v[0-9]+", "sne-chiffrement-{{ sne_generation | lower }}"),
+)
 PROPERTIES = CONF + "/guichet.properties"
 PEM_DIR = "etc/guichet/certs"
 ANCHORS = "usr/local/share/ca-certificates"
@@ -77,6 +97,8 @@ BACKUP_DIR = "var/backups/sne-guichet"
 QUARANTINE_DIR = "var/lib/sne-guichet/quarantine"
 STRAYS = ("opt/guichet/app/lib/Chiffrement_SNEV4.cer", "home/guichet/sne-v4-backup.pem")
 SEARCH_PATHS = ("opt", "home", "etc/guichet")
+# An unconfigured host's search paths also cover usr/local (its Debian trust anchors).
+UNCONFIGURED_SEARCH_PATHS = SEARCH_PATHS + ("usr/local",)
 
 
 def host_name(index: int) -> str:
@@ -96,12 +118,21 @@ def kind_of(index: int) -> str:
     return "v5" if index % 5 == 4 else "v4"
 
 
+def fleet_kind(index: int, hosts: int, unconfigured: int = 0) -> str:
+    """Kind of the host of 0-based ``index`` in a fleet of ``hosts`` whose last ``unconfigured``
+    hosts are ``unconfigured``; otherwise ``kind_of(index)``."""
+    if index >= hosts - unconfigured:
+        return "unconfigured"
+    return kind_of(index)
+
+
 def has_p12(index: int) -> bool:
     """Every other host (0, 2, 4...) has a PKCS#12 truststore besides its JKS."""
     return index % 2 == 0
 
 
 def generation_of(kind: str) -> str:
+    """Generation a host of ``kind`` holds when the fleet is made (unconfigured: like v4)."""
     return "v5" if kind == "v5" else "v4"
 
 
@@ -248,10 +279,14 @@ def _tiny_jar() -> bytes:
     return buf.getvalue()
 
 
-def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: bytes) -> Dict[str, Any]:
-    """Lay out one host root; return its fleet.json entry (with the real store passwords)."""
+def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: bytes,
+              kind: Optional[str] = None) -> Dict[str, Any]:
+    """Lay out one host root; return its fleet.json entry (with the real store passwords).
+
+    ``kind`` defaults to ``kind_of(index)``; an ``unconfigured`` host is laid out as a ``v4`` one.
+    """
     name = host_name(index)
-    kind = kind_of(index)
+    kind = kind or kind_of(index)
     gen = generation_of(kind)
     root = os.path.join(outdir, "roots", name)
     tdir = os.path.join(outdir, "templates")
@@ -320,7 +355,8 @@ def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: byte
         "stray_sha256": stray_sha256,
         "has_p12": has_p12(index),
         "config_files": [p(PROPERTIES)],
-        "search_paths": [p(s) for s in SEARCH_PATHS],
+        "search_paths": [p(s) for s in (UNCONFIGURED_SEARCH_PATHS if kind == "unconfigured"
+                                        else SEARCH_PATHS)],
         "backup_dir": p(BACKUP_DIR),
         "quarantine_dir": p(QUARANTINE_DIR),
         "refresh_log": p(REFRESH_LOG),
@@ -332,27 +368,35 @@ def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: byte
 
 
 def host_vars(entry: Dict[str, Any]) -> Dict[str, Any]:
-    """The variables of host_vars/<host>.yml, exactly those the roles read."""
+    """The variables of host_vars/<host>.yml, exactly those the roles read.
+
+    Nothing in them names a generation (Ansible templates host variables where they are used):
+    the DER store is ``Chiffrement_SNE{{ sne_generation }}.cer`` and the configuration rewrites
+    match any generation. An ``unconfigured`` host declares no stores and no configuration files.
+    """
     root = entry["root"]
     stores = []
     for store in entry["stores"]:
         store = dict(store)
         store["password"] = entry.get("inventory_password", {}).get(store["path"], store.get("password"))
+        if store["type"] == "der" and store["path"] == os.path.join(root, SNE_DER % GENERATION):
+            store["path"] = os.path.join(root, SNE_DER_TEMPLATE)
         stores.append({k: v for k, v in store.items() if v is not None})
-    return {
+    out: Dict[str, Any] = {
         "sne_guichet_stores": stores,
         "sne_guichet_search_paths": list(entry["search_paths"]),
         "sne_guichet_config_files": [
-            {"path": os.path.join(root, PROPERTIES), "regexp": r"Chiffrement_SNEV4\.cer",
-             "replace": "Chiffrement_SNE{{ sne_generation }}.cer"},
-            {"path": os.path.join(root, PROPERTIES), "regexp": r"sne-chiffrement-v4",
-             "replace": "sne-chiffrement-{{ sne_generation | lower }}"},
+            {"path": os.path.join(root, PROPERTIES), "regexp": regexp, "replace": replace}
+            for regexp, replace in CONFIG_REWRITES
         ],
         "sne_guichet_backup_dir": entry["backup_dir"],
         "sne_guichet_quarantine_dir": entry["quarantine_dir"],
         "sne_guichet_reload_commands": [["sh", "-c", "echo reloaded >> %s" % entry["reload_log"]]],
         "sne_guichet_root": root,
     }
+    if entry["kind"] == "unconfigured":
+        del out["sne_guichet_stores"], out["sne_guichet_config_files"]
+    return out
 
 
 def connection_vars(index: int, ssh_hosts: int, ssh_port: Optional[int], ssh_key: Optional[str],
@@ -403,10 +447,16 @@ def _dump(path: str, data: Any) -> None:
 
 
 def build(outdir: str, hosts: int, pki_dir: str, ssh_hosts: int = 0, ssh_port: Optional[int] = None,
-          ssh_key: Optional[str] = None, python: Optional[str] = None) -> Dict[str, Any]:
-    """Write the fleet into ``outdir``; return (and write) the content of fleet.json."""
+          ssh_key: Optional[str] = None, python: Optional[str] = None,
+          unconfigured: int = 0) -> Dict[str, Any]:
+    """Write the fleet into ``outdir``; return (and write) the content of fleet.json.
+
+    The last ``unconfigured`` hosts are of kind ``unconfigured`` (see ``fleet_kind``).
+    """
     if hosts < 1:
         raise ValueError("at least one host")
+    if unconfigured < 0 or unconfigured > hosts:
+        raise ValueError("--unconfigured must be between 0 and --hosts")
     if ssh_hosts < 0 or ssh_hosts > hosts:
         raise ValueError("--ssh-hosts must be between 0 and --hosts")
     if ssh_hosts and (not ssh_port or not ssh_key):
@@ -427,7 +477,7 @@ def build(outdir: str, hosts: int, pki_dir: str, ssh_hosts: int = 0, ssh_port: O
     fleet_hosts: Dict[str, Any] = {}
     for index in range(hosts):
         name = host_name(index)
-        entry = make_host(outdir, index, pki, jar)
+        entry = make_host(outdir, index, pki, jar, fleet_kind(index, hosts, unconfigured))
         entry["ssh"] = index < ssh_hosts
         fleet_hosts[name] = entry
         inv_hosts[name] = connection_vars(index, ssh_hosts, ssh_port, ssh_key, python)
@@ -465,11 +515,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--ssh-port", type=int)
     parser.add_argument("--ssh-key", help="client private key (tests/fleet/sshd.sh start prints it)")
     parser.add_argument("--python", help="ansible_python_interpreter (default: this Python)")
+    parser.add_argument("--unconfigured", type=int, default=0, metavar="N",
+                        help="the last N hosts are 'unconfigured': laid out like a v4 host, but no "
+                             "stores nor configuration files in their host_vars (default 0)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
         fleet = build(args.outdir, args.hosts, args.pki, args.ssh_hosts, args.ssh_port, args.ssh_key,
-                      args.python)
+                      args.python, args.unconfigured)
     except ValueError as exc:
         parser.error(str(exc))
     counts: Dict[str, int] = {}

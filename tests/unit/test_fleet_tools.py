@@ -6,9 +6,11 @@ import collections
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+from typing import Any, Dict, Tuple
 
 import pytest
 import yaml
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.skipif(shutil.which("keytool") is None or shutil.which(
 HOST_VARS = {"sne_guichet_stores", "sne_guichet_search_paths", "sne_guichet_config_files",
              "sne_guichet_backup_dir", "sne_guichet_quarantine_dir", "sne_guichet_reload_commands",
              "sne_guichet_root"}
+UNCONFIGURED_HOST_VARS = HOST_VARS - {"sne_guichet_stores", "sne_guichet_config_files"}
 ROTATION_VARS = {"sne_generation", "sne_bundle_src", "sne_certificate_sha256", "sne_authority_sha256",
                  "sne_retired_sha256", "sne_valid_at"}
 
@@ -44,6 +47,14 @@ def fleet5(pki, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("fleet5"))
     make_fleet.build(out, 5, pki["dir"])
     return out
+
+
+@pytest.fixture(scope="module")
+def fleet6u(pki, tmp_path_factory):
+    """6 hosts, the last one unconfigured: v4, stray, odd_alias, broken, v5, unconfigured."""
+    out = str(tmp_path_factory.mktemp("fleet6u"))
+    data = make_fleet.build(out, 6, pki["dir"], unconfigured=1)
+    return out, data
 
 
 def _load_yaml(path):
@@ -65,6 +76,12 @@ def test_kinds_are_deterministic_and_mixed():
     assert counts["odd_alias"] == counts["stray"] == counts["broken"] == 1
     assert counts["v5"] == 40 and counts["v4"] == 157
     assert sum(make_fleet.has_p12(i) for i in range(200)) == 100
+    # --unconfigured N forces the kind of the last N hosts only.
+    assert [make_fleet.fleet_kind(i, 200) for i in range(200)] == kinds
+    assert [make_fleet.fleet_kind(i, 7, 2) for i in range(7)] == kinds[:5] + ["unconfigured"] * 2
+    assert "unconfigured" in make_fleet.KINDS
+    with pytest.raises(ValueError):
+        make_fleet.build("/nonexistent", 2, "/nonexistent", unconfigured=3)
 
 
 def test_fleet_structure(fleet3, pki):
@@ -124,9 +141,13 @@ def test_inventory(fleet3, pki):
         assert types["jks"]["password"] == "changeit"
         assert types["debian"]["refresh"] == root + "/usr/sbin/update-ca-certificates"
         assert {"jks", "pem", "der", "pem_dir", "debian"} <= set(types)
+        # Nothing names a generation: the next rotation (V5 -> V6) needs new values only.
+        assert types["der"] == {"path": root + "/opt/guichet/conf/Chiffrement_SNE{{ sne_generation }}.cer",
+                                "type": "der", "create": True}
         assert [c["replace"] for c in hv["sne_guichet_config_files"]] == [
             "Chiffrement_SNE{{ sne_generation }}.cer", "sne-chiffrement-{{ sne_generation | lower }}"]
-        assert hv["sne_guichet_config_files"][0]["regexp"] == r"Chiffrement_SNEV4\.cer"
+        assert [c["regexp"] for c in hv["sne_guichet_config_files"]] == [
+            r"Chiffrement_SNEV[0-9]+\.cer", r"sne-chiffrement-v[0-9]+"]
         assert hv["sne_guichet_reload_commands"][0][:2] == ["sh", "-c"]
         assert hv["sne_guichet_quarantine_dir"] == root + "/var/lib/sne-guichet/quarantine"
         assert hv["sne_guichet_backup_dir"] == root + "/var/backups/sne-guichet"
@@ -140,6 +161,208 @@ def test_inventory(fleet3, pki):
     assert rotation["sne_authority_sha256"] == [certs["ac-v5"]["sha256"]]
     assert rotation["sne_retired_sha256"] == [certs["chiffrement-v4"]["sha256"], certs["ac-v4"]["sha256"]]
     assert os.path.isfile(rotation["sne_bundle_src"])
+
+
+def _rewrite(text: str, config_files: Any, generation: str) -> str:
+    """What ansible.builtin.replace does with the host's rewrites, templated for ``generation``."""
+    for item in config_files:
+        replace = item["replace"].replace("{{ sne_generation | lower }}", generation.lower())
+        text = re.sub(item["regexp"], replace.replace("{{ sne_generation }}", generation), text)
+    return text
+
+
+def test_config_rewrites_match_any_generation(fleet3):
+    out, data = fleet3
+    host = data["hosts"]["guichet-001"]
+    hv = _load_yaml(os.path.join(out, "inventory", "host_vars", "guichet-001.yml"))
+    with open(host["config_files"][0], encoding="utf-8") as fh:
+        v4 = fh.read()
+    v5 = _rewrite(v4, hv["sne_guichet_config_files"], "V5")
+    assert "Chiffrement_SNEV5.cer" in v5 and "sne-chiffrement-v5" in v5 and "V4" not in v5
+    assert _rewrite(v5, hv["sne_guichet_config_files"], "V5") == v5  # second run: no change
+    v6 = _rewrite(v5, hv["sne_guichet_config_files"], "V6")
+    assert v6 == v4.replace("SNEV4", "SNEV6").replace("chiffrement-v4", "chiffrement-v6")
+
+
+def test_unconfigured_host(fleet6u):
+    out, data = fleet6u
+    assert [h["kind"] for _n, h in sorted(data["hosts"].items())] == [
+        "v4", "stray", "odd_alias", "broken", "v5", "unconfigured"]
+    host, v4 = data["hosts"]["guichet-006"], data["hosts"]["guichet-001"]
+    root = host["root"]
+
+    def rel(h: Dict[str, Any], path: str) -> str:
+        return os.path.relpath(path, h["root"])
+
+    # On disk and in fleet.json, a v4 host (with the real passwords), but for the search paths.
+    assert [(rel(host, s["path"]), s["type"], s.get("password")) for s in host["stores"]] == \
+        [(rel(v4, s["path"]), s["type"], s.get("password")) for s in v4["stores"]
+         if s["type"] != "pkcs12"]  # guichet-006 has an odd index: no PKCS#12 truststore
+    assert [rel(host, p) for p in host["strays"]] == ["opt/guichet/conf/Chiffrement_SNEV4.cer"]
+    assert [rel(host, p) for p in host["config_files"]] == [rel(v4, p) for p in v4["config_files"]]
+    assert [rel(host, p) for p in host["search_paths"]] == ["opt", "home", "etc/guichet", "usr/local"]
+    for name in ("opt/guichet/conf/app.jks", "opt/guichet/conf/sne.pem",
+                 "opt/guichet/conf/Chiffrement_SNEV4.cer", "opt/guichet/conf/guichet.properties",
+                 "usr/local/share/ca-certificates/sne-ac-v4.crt"):
+        with open(os.path.join(root, name), "rb") as a, open(os.path.join(v4["root"], name), "rb") as b:
+            data_a, data_b = a.read(), b.read()
+        assert data_a.replace(b"guichet-006", b"guichet-001") == data_b, name
+    assert os.access(os.path.join(root, "usr/sbin/update-ca-certificates"), os.X_OK)
+    assert len([f for f in os.listdir(os.path.join(root, "etc/guichet/certs")) if f.endswith(".0")]) == 3
+    # The inventory declares no store and no configuration file.
+    hv = _load_yaml(os.path.join(out, "inventory", "host_vars", "guichet-006.yml"))
+    assert set(hv) == UNCONFIGURED_HOST_VARS
+    assert hv["sne_guichet_search_paths"] == host["search_paths"]
+    assert hv["sne_guichet_root"] == root
+
+
+def test_check_fleet_unconfigured_and_repaired(fleet6u, tmp_path):
+    out, _data = fleet6u
+    baseline = str(tmp_path / "baseline.json")
+    assert check(out, "--snapshot", baseline)[0] == 0
+    # Not rotated: the broken and the unconfigured hosts must be exactly like that.
+    hosts = ["--host", "guichet-004", "--host", "guichet-006"]
+    rc, text = check(out, "--expect", "rotated", "--baseline", baseline, *hosts)
+    assert rc == 0, text
+    # Repaired / configured: now they must be rotated like a v4 host, which they are not.
+    rc, text = check(out, "--expect", "rotated", "--baseline", baseline, *hosts,
+                     "--repaired", "guichet-004", "--configured", "guichet-006", "-v")
+    assert rc == 1, text
+    for name in ("guichet-004", "guichet-006"):
+        line = [t for t in text.splitlines() if t.startswith(name)][0]
+        assert "FAIL" in line and "app.jks: v5 missing" in line, text
+    assert "stray opt/guichet/conf/Chiffrement_SNEV4.cer not moved" in text  # of the repaired host too
+    # Anything touching an unconfigured host is a mismatch.
+    planted = os.path.join(out, "roots", "guichet-006", "var", "log", "x.log")
+    with open(planted, "w", encoding="utf-8") as fh:
+        fh.write("x\n")
+    try:
+        rc, text = check(out, "--expect", "rotated", "--baseline", baseline, "--host", "guichet-006")
+        assert rc == 1 and "unconfigured host changed: added var/log/x.log" in text, text
+    finally:
+        os.remove(planted)
+    # Options naming the wrong hosts, or a generation the PKI has not, are refused.
+    for args in (["--repaired", "guichet-001"], ["--configured", "guichet-004"], ["--generation", "V4"],
+                 ["--generation", "V9"], ["--generation", "six"]):
+        rc, text = check(out, "--expect", "rotated", *args)
+        assert rc == 2, (args, text)
+
+
+# --------------------------------------------------------------------------- V5 -> V6
+
+
+def _rotate_by_hand_to_v6(fleet: Dict[str, Any], name: str, pki: Dict[str, Any]) -> None:
+    """Lay out what V4 -> V5 (run r1) then V5 -> V6 (run r2) leave on a v4-like host without a
+    PKCS#12 store, by other means than the collection (keytool, files, openssl rehash)."""
+    host = fleet["hosts"][name]
+    root = host["root"]
+    certs = pki["certificates"]
+
+    def cert(ident: str, form: str) -> bytes:
+        with open(os.path.join(pki["dir"], certs[ident]["der" if form == "der" else "path"]), "rb") as fh:
+            return fh.read()
+
+    def quarantine(run: str, path: str, data: bytes = b"") -> None:
+        dest = host["quarantine_dir"] + "/" + run + path
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if data:
+            with open(dest, "wb") as fh:
+                fh.write(data)
+        else:
+            shutil.move(path, dest)
+
+    jks = [s for s in host["stores"] if s["type"] == "jks"][0]
+    store = ["-keystore", jks["path"], "-storepass", jks["password"]]
+    for alias in ("sne-chiffrement-v4", "sne-ac-v4"):
+        make_fleet.keytool("-delete", *store, "-alias", alias)
+    make_fleet.keytool("-importcert", "-noprompt", *store, "-alias", "sne-chiffrement-v6",
+                       "-file", os.path.join(pki["dir"], "chiffrement-v6.pem"))
+    conf = os.path.join(root, "opt/guichet/conf")
+    with open(os.path.join(conf, "sne.pem"), "wb") as fh:
+        fh.write(b"# SNE encryption certificate, its authority, and our partner's authority\n"
+                 + cert("chiffrement-v6", "pem") + cert("ac-v6", "pem"))
+    with open(os.path.join(conf, "Chiffrement_SNEV6.cer"), "wb") as fh:
+        fh.write(cert("chiffrement-v6", "der"))
+    for path in host["strays"]:
+        quarantine("r1", path)
+    quarantine("r2", os.path.join(conf, "Chiffrement_SNEV5.cer"), cert("chiffrement-v5", "der"))
+    folder = os.path.join(root, "etc/guichet/certs")
+    for entry in os.listdir(folder):
+        if entry.endswith(".0") or "-v4" in entry:
+            os.remove(os.path.join(folder, entry))
+    with open(os.path.join(folder, "sne-chiffrement-v6.pem"), "wb") as fh:
+        fh.write(cert("chiffrement-v6", "pem"))
+    subprocess.run(["openssl", "rehash", folder], check=True, capture_output=True)
+    os.remove(os.path.join(root, "usr/local/share/ca-certificates/sne-ac-v4.crt"))
+    properties = host["config_files"][0]
+    with open(properties, encoding="utf-8") as fh:
+        text = fh.read()
+    with open(properties, "w", encoding="utf-8") as fh:
+        fh.write(text.replace("Chiffrement_SNEV4.cer", "Chiffrement_SNEV6.cer")
+                 .replace("sne-chiffrement-v4", "sne-chiffrement-v6"))
+    for log, line in ((host["reload_log"], "reloaded\n" * 2), (host["refresh_log"], "refresh\n" * 2)):
+        with open(log, "w", encoding="utf-8") as fh:
+            fh.write(line)
+
+
+def _planted(path: str, data: bytes, append: bool = False) -> Tuple[str, bytes]:
+    """Write (or append) ``data`` to ``path``; return what to restore (path, previous bytes)."""
+    previous = b""
+    if os.path.exists(path):
+        with open(path, "rb") as fh:
+            previous = fh.read()
+    with open(path, "wb") as fh:
+        fh.write(previous + data if append else data)
+    return path, previous
+
+
+def test_check_fleet_generation_v6(fleet6u, pki, tmp_path):
+    out, data = fleet6u
+    name, host = "guichet-002", data["hosts"]["guichet-002"]  # stray: three V4 copies, no PKCS#12
+    conf = os.path.join(host["root"], "opt/guichet/conf")
+    before_v5 = str(tmp_path / "before.json")
+    assert check(out, "--snapshot", before_v5)[0] == 0
+    _rotate_by_hand_to_v6(data, name, pki)
+
+    rc, text = check(out, "--expect", "rotated", "--generation", "V6", "--host", name)
+    assert rc == 0, text
+    assert "(expect rotated to V6): 1 ok" in text
+    # Rotated to V6 is not rotated to V5 (V5 missing everywhere), and a snapshot taken before
+    # the V5 rotation is no baseline for V6.
+    rc, text = check(out, "--expect", "rotated", "--host", name)
+    assert rc == 1 and "app.jks: v5 missing" in text, text
+    rc, text = check(out, "--expect", "rotated", "--generation", "V6", "--host", name,
+                     "--baseline", before_v5)
+    assert rc == 1 and "not a snapshot taken after the V5 rotation" in text, text
+
+    # Planted faults: the V5 DER back in the conf folder; V5 back in the PEM bundle and the
+    # configuration still naming V5.
+    with open(os.path.join(pki["dir"], "chiffrement-v5.der"), "rb") as fh:
+        restore = [_planted(os.path.join(conf, "Chiffrement_SNEV5.cer"), fh.read())]
+    try:
+        rc, text = check(out, "--expect", "rotated", "--generation", "V6", "--host", name, "-v")
+        assert rc == 1, text
+        assert "V5/V4 left in opt/guichet/conf/Chiffrement_SNEV5.cer (v5 der)" in text
+        assert "stray opt/guichet/conf/Chiffrement_SNEV5.cer not moved" in text
+    finally:
+        os.remove(restore.pop()[0])
+    with open(os.path.join(pki["dir"], "chiffrement-v5.pem"), "rb") as fh:
+        restore.append(_planted(os.path.join(conf, "sne.pem"), fh.read(), append=True))
+    with open(host["config_files"][0], "rb") as fh:
+        restore.append(_planted(host["config_files"][0], fh.read().replace(b"-v6", b"-v5")))
+    try:
+        rc, text = check(out, "--expect", "rotated", "--generation", "V6", "--host", name, "-v")
+        assert rc == 1, text
+        assert "opt/guichet/conf/sne.pem: v5 still there" in text
+        assert "V5/V4 left in opt/guichet/conf/sne.pem (v5 base64)" in text
+        assert "guichet.properties: still sne-chiffrement-v5" in text
+        assert "guichet.properties: no sne-chiffrement-v6" in text
+    finally:
+        for path, previous in restore:
+            with open(path, "wb") as fh:
+                fh.write(previous)
+    rc, text = check(out, "--expect", "rotated", "--generation", "V6", "--host", name)
+    assert rc == 0, text
 
 
 def test_broken_host_has_wrong_inventory_password(fleet5):
