@@ -235,10 +235,12 @@ def _int(tlv: _Tlv) -> int:
     return int.from_bytes(tlv.content, "big", signed=True)
 
 
-def _octets(tlv: _Tlv) -> bytes:
+def _octets(tlv: _Tlv, depth: int = 0) -> bytes:
     """Content of an OCTET STRING (or [0] IMPLICIT one), primitive or constructed."""
     if tlv.tag & 0x20:
-        return b"".join(_octets(child) for child in tlv.children())
+        if depth > 32:  # BER segments nest one or two levels; a crafted file, thousands
+            raise _Garbled(tlv.start, "nested too deeply")
+        return b"".join(_octets(child, depth + 1) for child in tlv.children())
     return tlv.content
 
 
@@ -330,6 +332,33 @@ class Outline:
         return set(bag.oid for part in self.parts if part.kind == "data" for bag in part.bags)
 
 
+def _byte_at(data: bytes, pos: int, value: int, what: str) -> None:
+    """The byte at ``pos`` is ``value``: _Truncated if the data ends before it, else _Garbled."""
+    if pos >= len(data):
+        raise _Truncated(pos)
+    if data[pos] != value:
+        raise _Garbled(pos, what)
+
+
+def _sniff_pfx(data: bytes) -> None:
+    """Is it PKCS#12 at all? ``30 len 02 01 03 30 len 06``: SEQUENCE { INTEGER 3,
+    ContentInfo SEQUENCE { OID ... } } at the start.
+
+    A prefix of that header is a truncated PFX (_Truncated), a byte present that does not
+    fit is something else (_Garbled). Every byte is tested before the next one is needed, so
+    where the data ends never decides which: a slice past the end is empty, not another byte.
+    """
+    end = len(data)
+    _byte_at(data, 0, 0x30, "no PFX SEQUENCE")
+    _tag, pos, _length = _header(data, 0, end)
+    _byte_at(data, pos, 0x02, "no PFX version")
+    _byte_at(data, pos + 1, 0x01, "PFX version is not 3")  # INTEGER 3 is 02 01 03 (BER too)
+    _byte_at(data, pos + 2, 0x03, "PFX version is not 3")
+    _byte_at(data, pos + 3, 0x30, "no authSafe ContentInfo")
+    _tag, pos, _length = _header(data, pos + 3, end)
+    _byte_at(data, pos, 0x06, "no authSafe content type")
+
+
 def outline(data: bytes) -> Outline:
     """Check the outer PKCS#12 structure; StoreError UNKNOWN_FORMAT or CORRUPT."""
     if not data:
@@ -340,15 +369,8 @@ def outline(data: bytes) -> Outline:
     if data[:1] != b"\x30":
         hint = " (it is a PEM text file)" if data.lstrip()[:11] == b"-----BEGIN " else ""
         raise StoreError(UNKNOWN_FORMAT, "not a PKCS#12 keystore%s" % hint)
-    # Is it PKCS#12 at all? SEQUENCE { INTEGER 3, SEQUENCE { OID ... } } at the start.
     try:
-        _tag, vpos, _length = _header(data, 0, len(data))
-        version = _read_tlv(data, vpos, len(data))
-        if version.tag != 0x02 or _int(version) != 3:
-            raise _Garbled(vpos, "no PFX version")
-        tag, opos, _length = _header(data, version.end, len(data))
-        if tag != 0x30 or data[opos:opos + 1] != b"\x06":
-            raise _Garbled(version.end, "no authSafe content type")
+        _sniff_pfx(data)
     except _Truncated:
         raise StoreError(CORRUPT, "keystore truncated: only %d bytes" % len(data))
     except _Garbled:

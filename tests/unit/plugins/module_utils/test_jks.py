@@ -226,6 +226,22 @@ def test_every_truncation_is_corrupt(jks_world, data):
     assert err.value.code == CORRUPT
 
 
+@pytest.mark.parametrize("name", ["jks", "jceks", "odd"])
+@pytest.mark.parametrize("password", [PASSWORD, None])
+def test_truncation_at_every_byte_is_corrupt(jks_world, name, password):
+    """Deterministic: every cut point, with and without the integrity check."""
+    raw = read(jks_world[name])
+    wrong = {}
+    for cut in range(1, len(raw)):
+        try:
+            _jks.parse(raw[:cut], password)
+            wrong[cut] = "read as a whole keystore"
+        except StoreError as exc:
+            if exc.code != CORRUPT or "truncated" not in exc.reason:
+                wrong[cut] = "%s: %s" % (exc.code, exc.reason)
+    assert wrong == {}
+
+
 def test_garbled_tag_reports_offset(jks_world):
     data = bytearray(read(jks_world["jks"]))
     data[12:16] = struct.pack(">I", 9)

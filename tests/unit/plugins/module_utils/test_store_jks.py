@@ -265,6 +265,17 @@ def test_truncated(store_path):
     assert "byte" in err.reason
 
 
+def test_truncation_at_every_byte_is_corrupt_and_left_alone(store_path):
+    raw = open(store_path, "rb").read()
+    for cut in range(1, len(raw)):
+        with open(store_path, "wb") as handle:
+            handle.write(raw[:cut])
+        err = _expect_failure(store_path, CORRUPT, make_store(store_path).load)
+        assert "truncated" in err.reason, (cut, err.reason)
+        with open(store_path, "rb") as handle:
+            assert handle.read() == raw[:cut]
+
+
 def test_not_a_keystore(world, store_path):
     with open(store_path, "w") as handle:
         handle.write("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
