@@ -13,6 +13,15 @@ raises :class:`BundleError` whose ``check`` names the check that failed, so an o
 ``checksum`` ``zip_format`` ``zip_empty`` ``zip_path`` ``zip_limits`` ``parse``
 ``private_key`` ``leaf_count`` ``retired`` ``generation`` ``key_size``
 ``basic_constraints`` ``key_usage`` ``validity`` ``pin`` ``trust`` ``chain``
+
+(and ``arguments`` for a policy that cannot be applied, such as a ``generation_pattern``
+that is not a regular expression).
+
+What the generation label decides: nothing about genuineness. The pins or trust anchors
+authenticate a bundle and ``retired_sha256`` excludes the old generation; ``generation``
+only names the generation (aliases, file names, reports), and a common name that does not
+mention it is a warning (``generation_label_matches`` false). Only ``generation_pattern``,
+when the operator sets one, refuses a certificate (check ``generation``).
 """
 
 from __future__ import annotations
@@ -329,6 +338,7 @@ class Policy:
                  authority_sha256: Optional[Sequence[str]] = None,
                  trust_anchors: Optional[Sequence[bytes]] = None,
                  generation: Optional[str] = None,
+                 generation_pattern: Optional[str] = None,
                  retired_sha256: Optional[Sequence[str]] = None,
                  valid_at: Optional[datetime.datetime] = None,
                  min_days_remaining: int = 30,
@@ -339,6 +349,14 @@ class Policy:
         self.authority_sha256 = [normalize_fingerprint(v) for v in (authority_sha256 or [])]
         self.trust_anchors = list(trust_anchors or [])
         self.generation = generation
+        self.generation_pattern = generation_pattern or None
+        self.generation_re: Optional[Any] = None
+        if self.generation_pattern is not None:
+            try:
+                self.generation_re = re.compile(self.generation_pattern)
+            except re.error as exc:
+                raise BundleError("arguments", "generation_pattern %r is not a valid Python "
+                                  "regular expression: %s" % (self.generation_pattern, exc))
         self.retired_sha256 = set(normalize_fingerprint(v) for v in (retired_sha256 or []))
         self.valid_at = valid_at or datetime.datetime.now(datetime.timezone.utc)
         if self.valid_at.tzinfo is None:
@@ -381,6 +399,7 @@ def load_anchor_certificates(items: Sequence[bytes]) -> List[Any]:
 
 
 def _generation_matches(cert: Any, generation: str) -> bool:
+    """Whether the common name names ``generation`` (V5 in Chiffrement_SNEV5, not in ...V50)."""
     names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     text = " ".join(str(n.value) for n in names) or cert.subject.rfc4514_string()
     token = re.escape(generation)
@@ -438,9 +457,21 @@ def verify_bundle(data: bytes, policy: Policy) -> Dict[str, Any]:
             raise BundleError("retired", "%s (%s) is a retired generation; it must never be "
                               "deployed again" % (cert.subject.rfc4514_string(), fingerprint(cert)),
                               **facts)
-    if policy.generation and not _generation_matches(leaf, policy.generation):
-        raise BundleError("generation", "the encryption certificate %s is not generation %s"
-                          % (leaf.subject.rfc4514_string(), policy.generation), **facts)
+    subject = leaf.subject.rfc4514_string()
+    if policy.generation_re is not None and not policy.generation_re.search(subject):
+        which = "is not generation %s: its subject" % policy.generation if policy.generation \
+            else "has a subject that"
+        raise BundleError("generation", "the encryption certificate %s %s does not match "
+                          "generation_pattern %r" % (subject, which, policy.generation_pattern),
+                          **facts)
+    label_matches = None
+    if policy.generation:
+        label_matches = _generation_matches(leaf, policy.generation)
+        if not label_matches and policy.generation_re is None:
+            warnings.append("the common name of the encryption certificate %s does not name "
+                            "generation %s; accepted all the same, since pins or trust anchors "
+                            "authenticate a bundle, not its label (set generation_pattern to "
+                            "require a subject)" % (subject, policy.generation))
     key = leaf.public_key()
     if not isinstance(key, rsa.RSAPublicKey):
         raise BundleError("key_size", "the encryption certificate key is not RSA (%s)"
@@ -508,5 +539,6 @@ def verify_bundle(data: bytes, policy: Policy) -> Dict[str, Any]:
     facts["chain_sha256"] = [fingerprint(c) for c in chain]
     facts["trusted_by"] = "trust_anchors" if anchors else "authority_sha256"
     facts["days_remaining"] = days_left
+    facts["generation_label_matches"] = label_matches
     facts["warnings"] = warnings
     return facts

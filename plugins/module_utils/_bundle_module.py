@@ -124,6 +124,7 @@ def run_bundle(module: Any) -> None:
                         authority_sha256=params["authority_sha256"],
                         trust_anchors=read_anchors(params["trust_anchors"]),
                         generation=params["generation"],
+                        generation_pattern=params["generation_pattern"],
                         retired_sha256=params["retired_sha256"],
                         valid_at=valid_at,
                         min_days_remaining=params["min_days_remaining"],
@@ -132,6 +133,8 @@ def run_bundle(module: Any) -> None:
     except ValueError as exc:
         module.fail_json(msg="invalid fingerprint: %s" % exc, check="arguments")
     except BundleError as exc:
+        if exc.check == "arguments":
+            module.fail_json(msg=exc.msg, check=exc.check)
         module.fail_json(msg="bundle refused by check '%s': %s" % (exc.check, exc.msg),
                          check=exc.check)
     try:

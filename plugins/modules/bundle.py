@@ -22,6 +22,10 @@ description:
     keyEncipherment, not be a CA, be valid at O(valid_at), not be listed in
     O(retired_sha256), and be the only encryption certificate in the bundle. The chain is
     validated by C(cryptography.x509.verification).
+  - The generation is a label, not a proof. Pins or trust anchors decide whether the bundle is
+    genuine and O(retired_sha256) whether it is a retired generation. A common name that does
+    not name O(generation) is only a warning (RV(generation_label_matches) is V(false)); to
+    refuse a certificate by its name, set O(generation_pattern).
   - Every refusal names the check that failed in RV(ignore:check) (for example V(validity),
     V(chain), V(zip_path)).
   - "Runs on the controller: use it with C(delegate_to: localhost) and C(run_once: true)."
@@ -73,8 +77,22 @@ options:
     default: []
   generation:
     description:
-      - Generation the encryption certificate must be, for example V(V5); matched in its
-        subject common name (V(V5) matches C(Chiffrement_SNEV5) but not C(...V50)).
+      - Label of the generation being deployed, for example V(V5), used to name the files in
+        O(cache_dir) (and by the playbooks for aliases and reports).
+      - It is looked for in the encryption certificate's common name (V(V5) matches
+        C(Chiffrement_SNEV5) but not C(...V50)). A common name that does not name it
+        (for example C(CN=Chiffrement SNE,OU=SNE,...)) is reported as a warning and in
+        RV(generation_label_matches), never refused.
+    type: str
+  generation_pattern:
+    description:
+      - Python regular expression searched (C(re.search)) in the encryption certificate's
+        subject written as RFC 4514, most specific attribute first, as in
+        RV(certificate.subject), for example C(CN=Chiffrement SNE,OU=SNE,O=Ministere,C=FR).
+        Case matters, unless the expression starts with the inline flag (?i).
+      - When set and it does not match, the bundle is refused by the check V(generation), and the
+        common name warning of O(generation) is not given. Unset, the subject refuses nothing.
+      - An invalid expression fails the task with RV(ignore:check) V(arguments).
     type: str
   retired_sha256:
     description:
@@ -158,6 +176,17 @@ EXAMPLES = r"""
       - /etc/sne/racine-ministere.pem
     generation: V5
     valid_at: "2016-01-07T09:00:00Z"
+  delegate_to: localhost
+  run_once: true
+  register: sne_bundle
+
+- name: Require the subject form the ministry announced for V5, whatever its common name says
+  sne.guichet.bundle:
+    src: /srv/sne/Chiffrement_SNEV5.zip
+    authority_sha256: ["{{ sne_authority_sha256 }}"]
+    certificate_sha256: "{{ sne_certificate_sha256 }}"
+    generation: V5
+    generation_pattern: '^CN=Chiffrement SNE,OU=SNE,'
   delegate_to: localhost
   run_once: true
   register: sne_bundle
@@ -266,13 +295,27 @@ members:
   elements: str
   sample: [Chiffrement_SNEV5.cer, AC_SNE_V5.cer]
 bundle_warnings:
-  description: Warnings about the bundle (also shown as Ansible warnings), e.g. near expiry.
+  description:
+    - Warnings about the bundle (also shown as Ansible warnings), e.g. near expiry, or a common
+      name that does not name O(generation).
   returned: success
   type: list
   elements: str
   sample: ["the encryption certificate expires in 12 days (2016-01-19T00:00:00Z)"]
+generation_label_matches:
+  description:
+    - Whether the encryption certificate's common name names O(generation); V(null) when
+      O(generation) is unset.
+    - V(false) is a warning (in RV(bundle_warnings) unless O(generation_pattern) is set), never
+      a refusal.
+  returned: success
+  type: bool
+  sample: false
 check:
-  description: On failure, the name of the check that refused the bundle.
+  description:
+    - On failure, the name of the check that refused the bundle (V(generation) when the subject
+      does not match O(generation_pattern)), V(fetch) when it could not be read, or
+      V(arguments) for an invalid option value.
   returned: failure
   type: str
   sample: chain
@@ -300,6 +343,7 @@ def main() -> None:
         authority_sha256=dict(type="list", elements="str", default=[]),
         trust_anchors=dict(type="list", elements="str", default=[]),
         generation=dict(type="str"),
+        generation_pattern=dict(type="str"),
         retired_sha256=dict(type="list", elements="str", default=[]),
         valid_at=dict(type="str", default="now"),
         min_days_remaining=dict(type="int", default=30),

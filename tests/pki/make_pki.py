@@ -69,12 +69,15 @@ def utc(year: int, month: int = 1, day: int = 1) -> dt.datetime:
     return dt.datetime(year, month, day, tzinfo=dt.timezone.utc)
 
 
-def name(cn: str) -> x509.Name:
-    return x509.Name([
+def name(cn: str, ou: Optional[str] = None) -> x509.Name:
+    attributes = [
         x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn),
-    ])
+    ]
+    if ou is not None:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attributes)
 
 
 def openssl_fingerprint(der: bytes) -> str:
@@ -143,6 +146,7 @@ class CertSpec:
     path_length: Optional[int] = None
     key_usage: x509.KeyUsage = field(default_factory=lambda: LEAF_KU)
     export_key: bool = False  # write <ident>.key (for the SNE simulator)
+    ou: Optional[str] = None  # organizationalUnitName, between O and CN
 
 
 def _specs() -> List[CertSpec]:
@@ -173,6 +177,10 @@ def _specs() -> List[CertSpec]:
         CertSpec("chiffrement-v5-impostor", cn5, 0x5E2005, "impostor-leaf", "ac-v5-impostor",
                  leaf_from, leaf_to),
         CertSpec("chiffrement-v5-weak-key", cn5, 0x5E2006, "weak", "ac-v5", leaf_from, leaf_to),
+        # Genuine V5 (same key, authority and validity as chiffrement-v5) whose common name
+        # does not name the generation: CN=Chiffrement SNE,OU=SNE,O=...,C=FR.
+        CertSpec("chiffrement-v5-unlabelled", "Chiffrement SNE", 0x5E2007, "leaf-v5", "ac-v5",
+                 leaf_from, leaf_to, ou="SNE"),
     ]
     return specs
 
@@ -182,7 +190,7 @@ def make_cert(spec: CertSpec, keys: Dict[str, rsa.RSAPrivateKey], key_of: Dict[s
     """Sign ``spec``; ``issued`` holds the certificates already made, ``key_of`` ident -> key name."""
     key = keys[spec.key]
     if spec.issuer is None:
-        issuer_name, issuer_key, issuer_pub = name(spec.cn), key, key.public_key()
+        issuer_name, issuer_key, issuer_pub = name(spec.cn, spec.ou), key, key.public_key()
     else:
         parent = issued[spec.issuer]
         issuer_name, issuer_key = parent.subject, keys[key_of[spec.issuer]]
@@ -190,7 +198,7 @@ def make_cert(spec: CertSpec, keys: Dict[str, rsa.RSAPrivateKey], key_of: Dict[s
     assert isinstance(issuer_pub, rsa.RSAPublicKey)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(name(spec.cn))
+        .subject_name(name(spec.cn, spec.ou))
         .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(spec.serial)
@@ -271,6 +279,10 @@ class BundleSpec:
     authority: Optional[str] = None
     note: Optional[str] = None
     expect_default: Optional[str] = None
+    # With the default policy the bundle passes but the result warns about this check.
+    warn_default: Optional[str] = None
+    # {"generation_pattern": ..., "expect": ...}: result with the default policy plus that pattern.
+    generation_pattern_cases: Optional[List[Dict[str, str]]] = None
     bomb: Optional[str] = None
     raw: Optional[bytes] = None  # the file is these bytes, not a zip we build
 
@@ -322,8 +334,19 @@ def _bundles(der: Dict[str, bytes], tampered: bytes, leaf_key_pem: bytes) -> Dic
             note="ok only with generation=V4 and V4 not retired"),
         "good-v6": BundleSpec(
             official("V6", der["chiffrement-v6"], der["ac-v6"], docs["V6"]), "ok",
-            leaf="chiffrement-v6", authority="ac-v6", expect_default="generation",
-            note="ok only with generation=V6 (chains to the root; its CN says V6, not V5)"),
+            leaf="chiffrement-v6", authority="ac-v6", warn_default="generation",
+            generation_pattern_cases=[{"generation_pattern": "Chiffrement_SNEV5(?![0-9])",
+                                       "expect": "generation"}],
+            note="genuine (chains to the root): with generation=V5 accepted with a warning, its CN "
+                 "says V6; refused by the V5 pins (pin) or a V5 generation_pattern (generation)"),
+        "good-v5-unlabelled": BundleSpec(
+            v5(der["chiffrement-v5-unlabelled"]), "ok", leaf="chiffrement-v5-unlabelled",
+            authority="ac-v5", warn_default="generation",
+            generation_pattern_cases=[
+                {"generation_pattern": "Chiffrement_SNEV5", "expect": "generation"},
+                {"generation_pattern": "^CN=Chiffrement SNE,OU=SNE,", "expect": "ok"}],
+            note="genuine V5 whose CN (Chiffrement SNE) does not name the generation: accepted "
+                 "with a warning, refused by generation_pattern Chiffrement_SNEV5"),
         # ------------------------------------------------------------------------- bad ones
         "not-a-zip": BundleSpec([], "zip_format",
                                 raw=b"<html><body>Service temporairement indisponible</body></html>\n"),
@@ -444,7 +467,7 @@ def build(outdir: str) -> Dict[str, Any]:
             "authority": b.authority,
             "members": [m[0] for m in b.members] + ([b.bomb] if b.bomb else []),
         }
-        for opt in ("note", "expect_default"):
+        for opt in ("note", "expect_default", "warn_default", "generation_pattern_cases"):
             if getattr(b, opt) is not None:
                 entry[opt] = getattr(b, opt)
         manifest_bundles[bname] = entry

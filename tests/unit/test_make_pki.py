@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from typing import Any, Dict, Iterable, List, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import pytest
 from cryptography import x509
@@ -117,7 +117,7 @@ def test_cli_writes_the_same_manifest(tmp_path: Any, pki: Tuple[str, Dict[str, A
 # ------------------------------------------------------------------------------ certificates
 def test_every_certificate_parses_and_matches_the_manifest(pki: Tuple[str, Dict[str, Any]]) -> None:
     outdir, manifest = pki
-    assert len(manifest["certificates"]) == 15
+    assert len(manifest["certificates"]) == 16
     for ident, entry in manifest["certificates"].items():
         with open(os.path.join(outdir, entry["der"]), "rb") as fh:
             der = fh.read()
@@ -241,7 +241,7 @@ def members(pki: Tuple[str, Dict[str, Any]], bundle: str) -> Dict[str, bytes]:
 
 def test_bundle_files_and_checksums(pki: Tuple[str, Dict[str, Any]]) -> None:
     outdir, manifest = pki
-    assert len(manifest["bundles"]) == 24
+    assert len(manifest["bundles"]) == 25
     for name, entry in manifest["bundles"].items():
         assert entry["file"] == f"bundles/{name}.zip"
         with open(os.path.join(outdir, entry["file"]), "rb") as fh:
@@ -252,7 +252,30 @@ def test_bundle_files_and_checksums(pki: Tuple[str, Dict[str, Any]]) -> None:
                 assert zf.namelist() == entry["members"]
                 assert {i.date_time for i in zf.infolist()} <= {make_pki.ZIP_DATE_TIME}
     assert manifest["bundles"]["good-v4"]["expect_default"] == "retired"
-    assert manifest["bundles"]["good-v6"]["expect_default"] == "generation"
+    assert manifest["bundles"]["good-v6"]["warn_default"] == "generation"
+    assert manifest["bundles"]["good-v5-unlabelled"]["warn_default"] == "generation"
+    assert manifest["bundles"]["good-v5-unlabelled"]["generation_pattern_cases"] == [
+        {"generation_pattern": "Chiffrement_SNEV5", "expect": "generation"},
+        {"generation_pattern": "^CN=Chiffrement SNE,OU=SNE,", "expect": "ok"}]
+
+
+def test_unlabelled_v5_is_the_good_v5_but_for_its_subject(pki: Tuple[str, Dict[str, Any]]) -> None:
+    """Same key, authority, validity and extensions as chiffrement-v5; only the subject
+    (no generation in the CN, an OU) and the serial differ."""
+    good, unlabelled = cert(pki, "chiffrement-v5"), cert(pki, "chiffrement-v5-unlabelled")
+    assert unlabelled.subject.rfc4514_string() == \
+        "CN=Chiffrement SNE,OU=SNE,O=Ministere du Logement (test),C=FR"
+    assert unlabelled.serial_number != good.serial_number
+    assert unlabelled.public_key() == good.public_key()
+    assert unlabelled.issuer == good.issuer
+    assert (unlabelled.not_valid_before_utc, unlabelled.not_valid_after_utc) == \
+        (good.not_valid_before_utc, good.not_valid_after_utc)
+    assert list(unlabelled.extensions) == list(good.extensions)
+    chain = verifier([cert(pki, "root")]).verify(unlabelled, [cert(pki, "ac-v5")])
+    assert [c.subject for c in chain.chain] == [unlabelled.subject, good.issuer, cert(pki, "root").subject]
+    got = members(pki, "good-v5-unlabelled")
+    assert list(got) == list(members(pki, "good-v5"))
+    assert x509.load_der_x509_certificate(got["Chiffrement_SNEV5.cer"]) == unlabelled
 
 
 def test_good_v5_is_shaped_like_the_official_bundle(pki: Tuple[str, Dict[str, Any]]) -> None:
@@ -329,8 +352,9 @@ def _leaf_candidate(c: x509.Certificate) -> bool:
     return not is_ca or encipher
 
 
-def reference_check(zip_path: str, anchors: List[x509.Certificate], generation: str, retired: List[str],
-                    at: dt.datetime = VALID_AT) -> str:
+def reference_check(zip_path: str, anchors: List[x509.Certificate], retired: List[str],
+                    at: dt.datetime = VALID_AT, generation_pattern: Optional[str] = None) -> str:
+    """First check failed; the generation label alone never refuses (only a pattern does)."""
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
@@ -369,7 +393,7 @@ def reference_check(zip_path: str, anchors: List[x509.Certificate], generation: 
     if any(make_pki.openssl_fingerprint(c.public_bytes(serialization.Encoding.DER)) in retired
            for c in certs.values()):
         return "retired"
-    if not leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value.endswith(generation):
+    if generation_pattern is not None and not re.search(generation_pattern, leaf.subject.rfc4514_string()):
         return "generation"
     key = leaf.public_key()
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size < 2048:
@@ -395,13 +419,22 @@ def test_expect_is_the_first_failing_check(pki: Tuple[str, Dict[str, Any]]) -> N
                                           manifest["certificates"]["ac-v4"]["sha256"]]
     got, want = {}, {}
     for name, entry in manifest["bundles"].items():
-        got[name] = reference_check(os.path.join(outdir, entry["file"]), anchors, defaults["generation"],
-                                    defaults["retired_sha256"])
+        zpath = os.path.join(outdir, entry["file"])
+        got[name] = reference_check(zpath, anchors, defaults["retired_sha256"])
         want[name] = entry.get("expect_default", entry["expect"])
+        if got[name] == "ok":  # the label warns when the CN does not end with the generation
+            cn = manifest["certificates"][entry["leaf"]]["cn"]
+            got[name] += "" if cn.endswith(defaults["generation"]) else " (warn generation)"
+            want[name] += " (warn %s)" % entry["warn_default"] if "warn_default" in entry else ""
+        for case in entry.get("generation_pattern_cases", []):
+            key = "%s + %s" % (name, case["generation_pattern"])
+            got[key] = reference_check(zpath, anchors, defaults["retired_sha256"],
+                                       generation_pattern=case["generation_pattern"])
+            want[key] = case["expect"]
     assert got == want
-    for gen in ("V4", "V6"):
-        zpath = os.path.join(outdir, manifest["bundles"][f"good-{gen.lower()}"]["file"])
-        assert reference_check(zpath, anchors, gen, []) == "ok"
+    assert sum(" + " in key for key in got) == 3
+    zpath = os.path.join(outdir, manifest["bundles"]["good-v4"]["file"])
+    assert reference_check(zpath, anchors, []) == "ok"
 
 
 def test_bomb_inflates_to_64_mib_of_zeros(pki: Tuple[str, Dict[str, Any]]) -> None:

@@ -68,7 +68,8 @@ def _expect(pki, name):
 
 BUNDLES = [
     "empty", "expired", "garbage-cert", "good-v4", "good-v5", "good-v5-der-only",
-    "good-v5-misnamed", "good-v5-pem-only", "good-v5-with-root", "good-v6", "leaf-is-ca",
+    "good-v5-misnamed", "good-v5-pem-only", "good-v5-unlabelled", "good-v5-with-root", "good-v6",
+    "leaf-is-ca",
     "no-leaf", "not-a-zip", "not-yet-valid", "oversized", "path-traversal", "private-key",
     "tampered", "too-many-members", "two-leaves", "v4-as-v5", "weak-key", "wrong-authority",
     "wrong-key-usage",
@@ -82,14 +83,18 @@ def test_manifest_lists_every_bundle_tested(pki):
 @pytest.mark.parametrize("name", BUNDLES)
 def test_each_bundle_with_trust_anchor(pki, name):
     expected = _expect(pki, name)
+    entry = pki["bundles"][name]
     data = _bundle_bytes(pki, name)
     if expected == "ok":
         facts = verify_bundle(data, _anchor_policy(pki))
-        assert facts["certificate"]["sha256"] == pki["certificates"]["chiffrement-v5"]["sha256"]
-        assert facts["authority"][0]["sha256"] == pki["certificates"]["ac-v5"]["sha256"]
+        assert facts["certificate"]["sha256"] == pki["certificates"][entry["leaf"]]["sha256"]
+        assert facts["authority"][0]["sha256"] == pki["certificates"][entry["authority"]]["sha256"]
         assert facts["chain"][-1] == pki["certificates"]["root"]["subject"]
         assert facts["trusted_by"] == "trust_anchors"
-        assert facts["archive_sha256"] == pki["bundles"][name]["sha256"]
+        assert facts["archive_sha256"] == entry["sha256"]
+        warned = entry.get("warn_default") == "generation"
+        assert facts["generation_label_matches"] is not warned
+        assert len([w for w in facts["warnings"] if "does not name generation V5" in w]) == warned
     else:
         with pytest.raises(BundleError) as info:
             verify_bundle(data, _anchor_policy(pki))
@@ -102,6 +107,105 @@ def test_other_generations_pass_when_configured(pki, name, generation):
     facts = verify_bundle(_bundle_bytes(pki, name),
                           _anchor_policy(pki, generation=generation, retired_sha256=[]))
     assert facts["certificate"]["subject"].startswith("CN=Chiffrement_SNE" + generation)
+
+
+@pytest.mark.parametrize("name", ["good-v5-unlabelled", "good-v6"])
+def test_generation_pattern_cases_of_the_manifest(pki, name):
+    for case in pki["bundles"][name]["generation_pattern_cases"]:
+        policy = _anchor_policy(pki, generation_pattern=case["generation_pattern"])
+        expected = case["expect"]
+        if expected == "ok":
+            assert verify_bundle(_bundle_bytes(pki, name), policy)["warnings"] == []
+        else:
+            with pytest.raises(BundleError) as info:
+                verify_bundle(_bundle_bytes(pki, name), policy)
+            assert info.value.check == expected
+
+
+# ----------------------------------------------------- generation: a label, not a proof
+
+def _unlabelled_pins(pki, **overrides):
+    return _pin_policy(pki, leaf="chiffrement-v5-unlabelled", **overrides)
+
+
+def test_unlabelled_v5_authenticated_by_pins_is_accepted_with_a_warning(pki):
+    facts = verify_bundle(_bundle_bytes(pki, "good-v5-unlabelled"), _unlabelled_pins(pki))
+    unlabelled = pki["certificates"]["chiffrement-v5-unlabelled"]
+    assert facts["certificate"]["sha256"] == unlabelled["sha256"]
+    assert facts["certificate"]["subject"] == "CN=Chiffrement SNE,OU=SNE,O=Ministere du Logement (test),C=FR"
+    assert facts["trusted_by"] == "authority_sha256"
+    assert facts["generation_label_matches"] is False
+    assert facts["warnings"] == [
+        "the common name of the encryption certificate %s does not name generation V5; accepted "
+        "all the same, since pins or trust anchors authenticate a bundle, not its label (set "
+        "generation_pattern to require a subject)" % unlabelled["subject"]]
+
+
+def test_unlabelled_v5_refused_by_a_pattern_that_does_not_match(pki):
+    with pytest.raises(BundleError) as info:
+        verify_bundle(_bundle_bytes(pki, "good-v5-unlabelled"),
+                      _unlabelled_pins(pki, generation_pattern="Chiffrement_SNEV5"))
+    assert info.value.check == "generation"
+    subject = pki["certificates"]["chiffrement-v5-unlabelled"]["subject"]
+    assert info.value.msg == ("the encryption certificate %s is not generation V5: its subject does "
+                              "not match generation_pattern 'Chiffrement_SNEV5'" % subject)
+    assert info.value.facts["certificate"]["subject"] == subject  # reported with the refusal
+
+
+def test_pattern_without_generation_names_only_the_pattern(pki):
+    with pytest.raises(BundleError) as info:
+        verify_bundle(_bundle_bytes(pki, "good-v5-unlabelled"),
+                      _unlabelled_pins(pki, generation=None, generation_pattern="SNEV5$"))
+    assert info.value.check == "generation"
+    assert "has a subject that does not match generation_pattern 'SNEV5$'" in info.value.msg
+
+
+@pytest.mark.parametrize("pattern", [r"^CN=Chiffrement SNE,OU=SNE,", r"OU=SNE\b", r"(?i)chiffrement sne"])
+def test_unlabelled_v5_accepted_by_a_matching_pattern_without_warning(pki, pattern):
+    facts = verify_bundle(_bundle_bytes(pki, "good-v5-unlabelled"),
+                          _unlabelled_pins(pki, generation_pattern=pattern))
+    assert facts["warnings"] == []
+    assert facts["generation_label_matches"] is False  # still reported, but the pattern decides
+
+
+def test_pattern_is_searched_in_the_whole_subject(pki):
+    whole = r"^CN=Chiffrement_SNEV5,O=Ministere du Logement \(test\),C=FR$"
+    facts = verify_bundle(_bundle_bytes(pki, "good-v5"), _pin_policy(pki, generation_pattern=whole))
+    assert facts["generation_label_matches"] is True and facts["warnings"] == []
+    with pytest.raises(BundleError) as info:  # searched as written: case matters
+        verify_bundle(_bundle_bytes(pki, "good-v5"), _pin_policy(pki, generation_pattern="chiffrement_snev5"))
+    assert info.value.check == "generation"
+
+
+@pytest.mark.parametrize("pattern", ["Chiffrement_SNEV(5", "[V5", "*V5"])
+def test_bad_generation_pattern_is_a_clear_argument_error(pattern):
+    with pytest.raises(BundleError) as info:
+        Policy(generation="V5", generation_pattern=pattern)
+    assert info.value.check == "arguments"
+    assert info.value.msg.startswith("generation_pattern %r is not a valid Python regular expression: "
+                                     % pattern)
+
+
+def test_no_generation_no_label_fact(pki):
+    facts = verify_bundle(_bundle_bytes(pki, "good-v5-unlabelled"), _unlabelled_pins(pki, generation=None))
+    assert facts["generation_label_matches"] is None and facts["warnings"] == []
+
+
+def test_label_never_outweighs_the_pins(pki):
+    """Pins decide genuineness: V6 (named V6) under V5 pins is refused by pin, not by its label,
+    and the unlabelled V5 under the V5 certificate pin is refused by pin too."""
+    with pytest.raises(BundleError) as info:
+        verify_bundle(_bundle_bytes(pki, "good-v6"), _pin_policy(pki))
+    assert info.value.check == "pin"
+    with pytest.raises(BundleError) as info:
+        verify_bundle(_bundle_bytes(pki, "good-v5-unlabelled"), _pin_policy(pki))
+    assert info.value.check == "pin"
+
+
+def test_retired_still_refused_whatever_the_label(pki):
+    with pytest.raises(BundleError) as info:
+        verify_bundle(_bundle_bytes(pki, "v4-as-v5"), _pin_policy(pki, generation_pattern="V4"))
+    assert info.value.check == "retired"
 
 
 def test_pins_alone_authenticate(pki):
