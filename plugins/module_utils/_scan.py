@@ -22,6 +22,14 @@ the roots, in which certificates were found is reported as its own place (format
 file they name; every other link is only counted (``symlink``, ``symlink_outside``,
 ``symlink_broken``). A root given as a link is followed (it was named explicitly). Devices,
 FIFOs and sockets are never opened. A file reached twice (overlapping roots) is read once.
+
+References (``references_of``): after the walk, the text files met under the roots (at most
+``REFERENCE_MAX_SIZE`` bytes, no NUL byte in their first ``HEAD_SIZE`` bytes, not named like
+a certificate or keystore) are read again and searched for the file names of the files that
+hold one of the given fingerprints. A name counts when it stands alone (not part of a longer
+file name) and the path written around it, as far as it can be followed (``/opt/guichet/conf/
+X.cer``, ``conf/X.cer``, ``${HOME}/conf/X.cer``, ``X.cer``), is the end of the file's path: a
+configuration naming ``/opt/a/X.cer`` does not name ``/opt/b/X.cer``.
 """
 
 from __future__ import annotations
@@ -59,6 +67,8 @@ from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
 DEFAULT_MAX_DEPTH = 6
 DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
 HEAD_SIZE = 4096
+# Text files bigger than this are not searched for references (configuration files are small).
+REFERENCE_MAX_SIZE = 1024 * 1024
 
 # Formats of the places reported.
 PEM = "pem"
@@ -85,6 +95,12 @@ _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #._/-]*)-----(?:(?!-----BEGIN ).)
 _CERT_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+# References: a file name standing alone (not inside a longer name such as old-X.cer or
+# X.cer.bak); bytes that end the path written around it; segments that stop following it.
+_NAME_BYTE = b"A-Za-z0-9_\\-"
+_TOKEN_STOPS = frozenset(b" \t\r\n\"'`=,;:<>()[]|&\\")
+_SEGMENT_STOPS = frozenset(b"${}%~*?")
+_TOKEN_LOOKBACK = 4096
 
 Passwords = Union[None, str, Sequence[Any], Dict[str, Any]]
 CommandRunner = Callable[..., Any]
@@ -163,14 +179,14 @@ def _named_like(path: str, der_shaped: bool = False) -> Optional[str]:
 # --------------------------------------------------------------------------- options
 
 
-def wanted_fingerprints(values: Optional[Sequence[str]]) -> Optional[Set[str]]:
+def wanted_fingerprints(values: Optional[Sequence[str]], option: str = "sha256") -> Optional[Set[str]]:
     """Normalised fingerprints to look for; None (everything) when the list is empty."""
     wanted = set()
     for value in values or []:
         try:
             wanted.add(normalize_fingerprint(str(value)))
         except ValueError as exc:
-            raise ScanError("sha256: %s" % exc)
+            raise ScanError("%s: %s" % (option, exc))
     return wanted or None
 
 
@@ -206,12 +222,15 @@ class Scanner:
                  exclude: Optional[Sequence[str]] = None,
                  max_file_size: int = DEFAULT_MAX_FILE_SIZE, passwords: Passwords = None,
                  run_command: Optional[CommandRunner] = None,
-                 find_tool: Optional[Callable[[str], Optional[str]]] = None) -> None:
+                 find_tool: Optional[Callable[[str], Optional[str]]] = None,
+                 references_of: Optional[Sequence[str]] = None) -> None:
         if max_depth < 1:
             raise ScanError("max_depth must be 1 or more (1 = the files directly in each folder given)")
         if max_file_size < 1:
             raise ScanError("max_file_size must be a positive number of bytes")
         self.wanted = wanted_fingerprints(sha256)
+        # Fingerprints whose files are searched for in the text files (None: no search).
+        self.references_of = wanted_fingerprints(references_of, "references_of")
         self.max_depth = max_depth
         self.exclude = [str(p) for p in exclude or []]
         self.max_file_size = max_file_size
@@ -222,7 +241,7 @@ class Scanner:
         self.certificates: Dict[str, Dict[str, Any]] = {}
         self.files_scanned = 0
         self.skipped: Dict[str, int] = dict.fromkeys(SKIP_REASONS, 0)
-        self.unreadable: List[Dict[str, str]] = []
+        self.unreadable: List[Dict[str, Optional[str]]] = []
         self.missing: List[str] = []
         self._real_roots: List[str] = []
         self._seen_files: Set[str] = set()
@@ -232,6 +251,11 @@ class Scanner:
         self._info_cache: Dict[str, Union[Dict[str, Any], str]] = {}
         # path -> [format, certificates held, wanted ones held]
         self._files: Dict[str, List[Any]] = {}
+        # References: files holding one of references_of (path -> real path), the text files
+        # to search (path, real path), and what was found (file -> files naming it).
+        self._ref_targets: Dict[str, str] = {}
+        self._ref_candidates: List[Tuple[str, str]] = []
+        self.references: Dict[str, List[str]] = {}
 
     # ------------------------------------------------------------ results
     def result(self) -> Dict[str, Any]:
@@ -244,14 +268,17 @@ class Scanner:
             certificates=dict(sorted(self.certificates.items())),
             files_scanned=self.files_scanned,
             not_read=dict(self.skipped),
-            unreadable=sorted(self.unreadable, key=lambda u: (u["path"], u["reason"])),
+            unreadable=sorted(self.unreadable, key=lambda u: (u["path"], u["reason"] or "")),
             missing=list(self.missing),
             files=dict((path, {"format": fmt, "certificates": total, "matched": matched})
                        for path, (fmt, total, matched) in sorted(self._files.items()) if matched),
+            references=dict((path, sorted(names)) for path, names in sorted(self.references.items())),
         )
 
-    def _problem(self, path: str, reason: str) -> None:
-        self.unreadable.append({"path": path, "reason": reason})
+    def _problem(self, path: str, reason: str, fmt: Optional[str] = None) -> None:
+        """``fmt``: the format of the file when its structure was read but some of its
+        certificates could not be (a PKCS#12 file whose certificates are encrypted)."""
+        self.unreadable.append({"path": path, "reason": reason, "format": fmt})
 
     def _info(self, der: bytes, fingerprint: str) -> Union[Dict[str, Any], str]:
         """Subject and end of validity of a certificate, or why it cannot be read (cached)."""
@@ -259,7 +286,8 @@ class Scanner:
         if cached is None:
             try:
                 info = cert_info(der)
-                cached = {"subject": info["subject"], "not_after": info["not_after"]}
+                cached = {"subject": info["subject"], "not_after": info["not_after"],
+                          "is_ca": bool(info["is_ca"])}
             except ValueError as exc:
                 cached = str(exc)
             self._info_cache[fingerprint] = cached
@@ -270,10 +298,12 @@ class Scanner:
         fingerprint = sha256_fingerprint(der)
         info = self._info(der, fingerprint)
         if isinstance(info, str):
-            self._problem(path, "%smalformed certificate: %s" % (what, info))
+            self._problem(path, "%smalformed certificate: %s" % (what, info), fmt)
             return
         counts = self._files.setdefault(path, [fmt, 0, 0])
         counts[1] += 1
+        if self.references_of is not None and fingerprint in self.references_of:
+            self._ref_targets[path] = real
         if self.wanted is not None and fingerprint not in self.wanted:
             return
         counts[2] += 1
@@ -304,6 +334,7 @@ class Scanner:
             else:
                 self.skipped["special"] += 1
         self._resolve_links()
+        self._find_references()
         return self.result()
 
     def _excluded(self, path: str, name: str) -> bool:
@@ -377,6 +408,33 @@ class Scanner:
                 self.found[fingerprint].append({"path": link, "format": LINK, "alias": None,
                                                 "index": None, "target": reported})
 
+    # ------------------------------------------------------------ references
+    def _find_references(self) -> None:
+        """Which text files name the files holding one of ``references_of``."""
+        if self.references_of is None:
+            return
+        self.references = dict((path, []) for path in self._ref_targets)
+        by_name: Dict[bytes, List[Tuple[bytes, str]]] = {}
+        for path in self._ref_targets:
+            encoded = os.fsencode(path)  # file names as the bytes on disk, UTF-8 or not
+            by_name.setdefault(os.path.basename(encoded), []).append((encoded, path))
+        if not by_name:
+            return
+        names = b"|".join(re.escape(name) for name in sorted(by_name, key=lambda n: (-len(n), n)))
+        pattern = re.compile(b"(?<![" + _NAME_BYTE + b".])(?:" + names + b")(?![" + _NAME_BYTE
+                             + b"]|\\.[" + _NAME_BYTE + b"])")
+        for path, real in self._ref_candidates:
+            data = _read_text(real)
+            if data is None:
+                continue
+            for match in pattern.finditer(data):
+                tail = b"/" + _written_tail(data, match.start(), match.end())
+                for encoded, target in by_name[match.group(0)]:
+                    if target == path or path in self.references[target]:
+                        continue
+                    if encoded == tail or encoded.endswith(tail):
+                        self.references[target].append(path)
+
     # ------------------------------------------------------------ one file
     def _file(self, path: str, real: str, info: os.stat_result) -> None:
         if real in self._seen_files:
@@ -409,6 +467,9 @@ class Scanner:
         if len(data) > self.max_file_size:  # grew since it was listed
             self.skipped["too_large"] += 1
             return
+        if (kind == TEXT and self.references_of is not None and len(data) <= REFERENCE_MAX_SIZE
+                and _named_like(path, der_shaped=True) is None):
+            self._ref_candidates.append((path, real))
         if kind == TEXT:
             self._text(path, real, data)
         elif kind == DER:
@@ -457,21 +518,21 @@ class Scanner:
                 der = certificate_from_block(label, pem_blocks(block)[0][1])
             except ValueError as exc:
                 if b"\\n" not in block:
-                    self._problem(path, what + str(exc))
+                    self._problem(path, what + str(exc), PEM)
                     continue
                 # PEM kept in a JSON or properties string, lines joined with "\n" escapes.
                 try:
                     unescaped = block.replace(b"\\r", b"").replace(b"\\n", b"\n")
                     der = certificate_from_block(label, pem_blocks(unescaped)[0][1])
                 except ValueError:
-                    self._problem(path, what + str(exc))
+                    self._problem(path, what + str(exc), PEM)
                     continue
             self._add(path, real, der, PEM, index=index, what=what)
         for begin in _CERT_BEGIN.finditer(data):
             if begin.start() not in starts:  # e.g. a truncated copy
                 line = data.count(b"\n", 0, begin.start()) + 1
                 self._problem(path, "line %d: %s without its END line"
-                              % (line, begin.group(0).decode("ascii")))
+                              % (line, begin.group(0).decode("ascii")), PEM)
 
     def _der(self, path: str, real: str, data: bytes, fmt: str = DER) -> None:
         try:
@@ -540,7 +601,8 @@ class Scanner:
             self._add(path, real, der, PKCS12, alias=alias, index=index,
                       what="entry %r: " % alias if alias else "")
         if problem is not None:
-            self._problem(path, problem)
+            # The file is a PKCS#12 keystore whatever its name: say so, it is a store to declare.
+            self._problem(path, problem, PKCS12)
 
     def _open_pkcs12(self, real: str, data: bytes, outline: Any, candidates: List[str]
                      ) -> Tuple[Optional[List[Tuple[Optional[str], Optional[int], bytes]]], Optional[str]]:
@@ -596,6 +658,41 @@ class Scanner:
                       "on the host")
 
 
+def _read_text(real: str) -> Optional[bytes]:
+    """A text file to search for references, read again after the walk (None: skip it)."""
+    try:
+        fd = os.open(real, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            data = handle.read(REFERENCE_MAX_SIZE + 1)
+        except OSError:
+            return None
+    if len(data) > REFERENCE_MAX_SIZE or b"\0" in data[:HEAD_SIZE]:
+        return None  # changed since the walk
+    return data
+
+
+def _written_tail(data: bytes, start: int, end: int) -> bytes:
+    """The path written around the file name at ``data[start:end]``, as far as it can be
+    followed back: ``conf/X.cer`` for ``${HOME}/conf/X.cer``, ``opt/X.cer`` for
+    ``file:///opt/X.cer``, ``X.cer`` for ``../X.cer`` (no leading slash)."""
+    begin = start
+    floor = max(0, start - _TOKEN_LOOKBACK)
+    while begin > floor and data[begin - 1] not in _TOKEN_STOPS:
+        begin -= 1
+    segments = data[begin:start].split(b"/")[:-1]  # the folders written before the name
+    kept = [data[start:end]]
+    for segment in reversed(segments):
+        if segment in (b"", b".", b"..") or any(byte in _SEGMENT_STOPS for byte in segment):
+            break
+        kept.append(segment)
+    return b"/".join(reversed(kept))
+
+
 def _bag_certs(bags: List[Any]) -> List[Tuple[Optional[str], Optional[int], bytes]]:
     return [(name, None, der) for name, der in _p12.certificate_bags(bags)]
 
@@ -615,7 +712,7 @@ def run_scan(module: Any) -> None:
         scanner = Scanner(sha256=params["sha256"], max_depth=params["max_depth"],
                           exclude=params["exclude"], max_file_size=params["max_file_size"],
                           passwords=params["passwords"], run_command=run_command,
-                          find_tool=find_tool)
+                          find_tool=find_tool, references_of=params.get("references_of"))
     except ScanError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(changed=False, **scanner.scan(params["paths"]))

@@ -24,6 +24,9 @@ description:
     one of the given paths in which certificates were found is reported as its own place with
     format V(link) (for example the hash links of an OpenSSL certificate folder); other links are
     only counted. Devices, FIFOs and sockets are never opened.
+  - With O(references_of), also finds the configuration files that name the files holding those
+    certificates (RV(references)) - for example the C(guichet.properties) that points at
+    C(Chiffrement_SNEV4.cer), to rewrite when that file is replaced.
   - Nothing is ever changed on the host.
 author:
   - sne.guichet developers (@sne-guichet)
@@ -83,6 +86,24 @@ options:
         integrity MAC tells which one is right, without decrypting).
       - JKS and JCEKS certificates are readable without the store password; it is not used.
     type: raw
+  references_of:
+    description:
+      - SHA-256 fingerprints (colons and case do not matter); for every regular file in which one
+        of them is found (not a link; any format), list in RV(references) the text files under
+        O(paths) that name that file.
+      - After the walk, every text file met (not excluded, within O(max_depth), at most 1 MiB, no
+        NUL byte in its first 4 KiB, not named like a certificate or keystore) is read again and
+        searched for the file names, as bytes (names that are not UTF-8 are found too).
+      - A name counts when it stands alone (V(Chiffrement_SNEV4.cer), not V(old-Chiffrement_SNEV4.cer)
+        nor V(Chiffrement_SNEV4.cer.bak)) and the path written before it, followed back as far as
+        it is plain (up to a space, quote, V(=), V(:), V(${VAR}), V(..)), ends the file's path - so
+        V(/opt/a/X.cer) names V(/opt/a/X.cer) but not V(/opt/b/X.cer), while a bare V(X.cer) names
+        every file called V(X.cer).
+      - Empty - no search, RV(references) is empty.
+      - The fingerprints need not be in O(sha256).
+    type: list
+    elements: str
+    default: []
 notes:
   - Certificates inside archives (C(.jar), C(.war), C(.zip)) are not searched.
   - A file named like a certificate or keystore (C(.cer), C(.crt), C(.cert), C(.pem), C(.jks),
@@ -119,6 +140,15 @@ EXAMPLES = r"""
     max_depth: 10
     passwords: ["{{ vault_app_p12_password }}", "{{ vault_trust_password }}"]
   register: sne_inventory
+
+- name: Find the V4 copies and the configuration files that name them
+  sne.guichet.scan:
+    paths: [/opt/guichet, /etc/guichet]
+    sha256: "{{ sne_retired_sha256 }}"
+    references_of: "{{ sne_retired_sha256 }}"
+  register: sne_v4_references
+  # sne_v4_references.references:
+  #   {"/opt/guichet/conf/Chiffrement_SNEV4.cer": ["/opt/guichet/conf/guichet.properties"]}
 """
 
 RETURN = r"""
@@ -145,12 +175,13 @@ found:
       - {"path": "/opt/guichet/conf/sne.pem", "format": "pem", "alias": null, "index": 1, "target": null}
 certificates:
   description:
-    - For each fingerprint of RV(found), what the certificate is - C(subject) (RFC 4514) and
-      C(not_after) (end of validity, ISO 8601 UTC).
+    - For each fingerprint of RV(found), what the certificate is - C(subject) (RFC 4514),
+      C(not_after) (end of validity, ISO 8601 UTC) and C(is_ca) (an authority, per its
+      basicConstraints).
   returned: always
   type: dict
   sample:
-    "0D:F6:6B:29:...:9A": {"subject": "CN=Chiffrement_SNEV4,O=Ministere du Logement,C=FR", "not_after": "2016-03-01T00:00:00Z"}
+    "0D:F6:6B:29:...:9A": {"subject": "CN=Chiffrement_SNEV4,O=Ministere du Logement,C=FR", "not_after": "2016-03-01T00:00:00Z", "is_ca": false}
 files_scanned:
   description: Number of regular files opened and classified.
   returned: always
@@ -175,7 +206,9 @@ unreadable:
   type: list
   elements: dict
   sample:
-    - {"path": "/opt/guichet/conf/app.p12", "reason": "PKCS#12 file whose certificates are encrypted: give its password in passwords to read them"}
+    - path: /opt/guichet/conf/trust.p12
+      format: pkcs12
+      reason: "PKCS#12 file whose certificates are encrypted: give its password in passwords to read them"
   contains:
     path:
       description: The file or folder.
@@ -187,6 +220,18 @@ unreadable:
       type: str
       returned: always
       sample: "keystore truncated or garbled at byte 700: certificate 0 of 'guichet' runs past the end"
+    format:
+      description:
+        - The format of the file when its structure was read but some of its certificates could
+          not be - V(pkcs12) for a PKCS#12 keystore whose certificates are encrypted and that no
+          password of O(passwords) opens (keytool encrypts them, even in a truststore; whatever
+          the file is called), V(pem) for a malformed or truncated PEM block, the keystore's
+          format for a malformed certificate in it.
+        - Null when the file could not be read as any format (damaged, not a certificate,
+          permission denied).
+      type: str
+      returned: always
+      sample: pkcs12
 missing:
   description: Paths of O(paths) that do not exist on the host.
   returned: always
@@ -201,6 +246,16 @@ files:
   returned: always
   type: dict
   sample: {"/opt/guichet/app/lib/Chiffrement_SNEV4.cer": {"format": "der", "certificates": 1, "matched": 1}}
+references:
+  description:
+    - With O(references_of), for every regular file that holds one of those certificates, the
+      sorted list of text files that name it (possibly empty). Empty without O(references_of).
+  returned: always
+  type: dict
+  sample:
+    "/opt/guichet/conf/Chiffrement_SNEV4.cer": ["/opt/guichet/conf/guichet.properties"]
+    "/opt/guichet/conf/app.jks": ["/opt/guichet/conf/guichet.properties"]
+    "/home/guichet/sne-v4-backup.pem": []
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -220,6 +275,7 @@ def main() -> None:
         exclude=dict(type="list", elements="str", default=[]),
         max_file_size=dict(type="int", default=DEFAULT_MAX_FILE_SIZE),
         passwords=dict(type="raw", no_log=True),
+        references_of=dict(type="list", elements="str", default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_scan(module)

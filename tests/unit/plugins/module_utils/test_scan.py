@@ -251,11 +251,12 @@ def test_tree_finds_exactly_the_v4_places(pki, java, tree):
     }
     assert result["certificates"] == {
         name_fp: {"subject": pki["certificates"][name]["subject"],
-                  "not_after": pki["certificates"][name]["not_after"]}
+                  "not_after": pki["certificates"][name]["not_after"], "is_ca": name == "ac-v4"}
         for name, name_fp in (("chiffrement-v4", v4), ("ac-v4", ac4))}
     assert result["unreadable"] == [{"path": str(tree / "garbage.cer"), "reason":
                                      "named like a certificate, but holds no certificate: "
-                                     "text without any PEM block"}]
+                                     "text without any PEM block", "format": None}]
+    assert result["references"] == {}  # not asked for
     assert result["not_read"] == dict(NOTHING_SKIPPED, special=1, symlink=2, symlink_outside=2,
                                       symlink_broken=3)
     assert result["files_scanned"] == 13
@@ -280,6 +281,8 @@ def test_tree_reports_every_certificate_when_no_fingerprint_given(pki, java, tre
         str(tree / "app" / "conf" / "app.p12"), str(tree / "app" / "conf" / "trust.p12"),
         str(tree / "garbage.cer")]
     assert "give its password in passwords" in result["unreadable"][0]["reason"]
+    # ... as PKCS#12 keystores, whatever they are called: stores to declare
+    assert [u["format"] for u in result["unreadable"]] == ["pkcs12", "pkcs12", None]
     assert not any(p["format"] == "pkcs12" for places in found.values() for p in places)
 
 
@@ -445,7 +448,28 @@ def test_pkcs12_passwords(pki, java, tmp_path):
     result = scan([str(tmp_path)], sha256=[v4], passwords={str(p12): "wrong", "*.jks": P12_PASSWORD})
     assert result["found"] == {}
     assert result["unreadable"] == [{"path": str(p12), "reason": "none of the 1 password(s) given for "
-                                     "this PKCS#12 file opens it (integrity check failed)"}]
+                                     "this PKCS#12 file opens it (integrity check failed)",
+                                     "format": "pkcs12"}]
+
+
+@needs_keytool
+def test_truncated_pkcs12_is_reported_at_every_cut(java, tmp_path):
+    """Never found, never a crash, never skipped in silence: reported as truncated as soon
+    as the header (30 len 02 01 03 30) is there, before that as a keystore holding nothing."""
+    raw = open(java["app.p12"], "rb").read()
+    header = 8  # 30 82 xx xx 02 01 03 30
+    assert classify(raw[:header]) == PKCS12 and classify(raw[:header - 1]) is None
+    path = tmp_path / "store.p12"
+    wrong = {}
+    for cut in range(1, len(raw)):
+        write(path, raw[:cut])
+        result = scan([str(path)], passwords=[P12_PASSWORD])
+        reasons = [u["reason"] for u in result["unreadable"]]
+        expected = "keystore truncated" if cut >= header else "named like a keystore, but holds no"
+        if result["found"] or len(reasons) != 1 or not reasons[0].startswith(expected):
+            wrong[cut] = (result["found"], reasons)
+        assert path.read_bytes() == raw[:cut]
+    assert wrong == {}
 
 
 @needs_keytool
@@ -506,8 +530,8 @@ def test_permission_denied_is_unreadable(pki, tmp_path, monkeypatch):
     result = scan([str(tmp_path)])
     assert result["found"] == {}
     assert result["unreadable"] == [
-        {"path": str(locked), "reason": "cannot list the folder: Permission denied"},
-        {"path": str(secret), "reason": "cannot open: Permission denied"}]
+        {"path": str(locked), "reason": "cannot list the folder: Permission denied", "format": None},
+        {"path": str(secret), "reason": "cannot open: Permission denied", "format": None}]
 
 
 def test_run_scan_never_changes_anything(pki, tmp_path):
@@ -564,3 +588,133 @@ def test_files_summary_counts_all_and_matched(tmp_path, pki):
         str(tmp_path / "mixed.pem"): {"format": "pem", "certificates": 2, "matched": 1},
         str(tmp_path / "only-v4.pem"): {"format": "pem", "certificates": 1, "matched": 1},
     }
+
+
+# --------------------------------------------------------------------------- references
+
+
+@pytest.fixture
+def referenced(pki, tmp_path):
+    """Two V4 files of the same name, a PEM V4, a V5 file, and text files naming them."""
+    root = tmp_path / "guichet"
+    v4_der, v4_pem = cert(pki, "chiffrement-v4"), cert(pki, "chiffrement-v4", "pem")
+    conf_v4 = write(root / "conf" / "Chiffrement_SNEV4.cer", v4_der)
+    lib_v4 = write(root / "lib" / "Chiffrement_SNEV4.cer", v4_der)
+    pem_v4 = write(root / "certs" / "sne-v4.pem", v4_pem)
+    write(root / "conf" / "Chiffrement_SNEV5.cer", cert(pki, "chiffrement-v5"))
+    odd = os.fsdecode(os.fsencode(str(root / "certs")) + b"/sne-\xe9t\xe9.cer")  # Latin-1 name
+    with open(odd, "wb") as handle:
+        handle.write(v4_der)
+    files = {
+        # the full path names the conf copy only, not the lib one of the same name
+        "conf/guichet.properties": b"sne.certificat=%s\nsne.v5=%s/conf/Chiffrement_SNEV5.cer\n"
+                                   % (os.fsencode(str(conf_v4)), os.fsencode(str(root))),
+        # a variable, then folders: the end of the path decides
+        "conf/app.xml": b"<cert>${GUICHET_HOME}/lib/Chiffrement_SNEV4.cer</cert>\n",
+        # a bare name names every file of that name; a sentence's final dot is not the name's
+        "readme.txt": b"The guichet reads Chiffrement_SNEV4.cer.\n",
+        # a URL, and a name that is not UTF-8
+        "conf/legacy.conf": b"ca=file://%s\nold=certs/sne-\xe9t\xe9.cer\n" % os.fsencode(str(pem_v4)),
+        # longer names are other files
+        "notes.txt": b"old-Chiffrement_SNEV4.cer Chiffrement_SNEV4.cer.bak XChiffrement_SNEV4.cer "
+                     b"Chiffrement_SNEV4.cers /other/conf/Chiffrement_SNEV4.cer\n",
+        # not searched: binary, named like a certificate, too large, excluded, too deep
+        "bin/guichet.bin": b"\0\x01Chiffrement_SNEV4.cer\n",
+        "certs/bundle.pem": b"# was Chiffrement_SNEV4.cer\n" + cert(pki, "ac-v6", "pem"),
+        "big.txt": b"Chiffrement_SNEV4.cer\n" + b"x" * _scan.REFERENCE_MAX_SIZE,
+        "logs/guichet.log": b"loaded Chiffrement_SNEV4.cer\n",
+        "a/b/c/d/e/f/deep.conf": b"Chiffrement_SNEV4.cer\n",
+    }
+    for rel, data in files.items():
+        write(root / rel, data)
+    os.symlink("readme.txt", str(root / "readme-link.txt"))  # links are never followed
+    return root, {"conf": str(conf_v4), "lib": str(lib_v4), "pem": str(pem_v4), "odd": odd}
+
+
+def test_references_name_the_files_holding_the_fingerprints(pki, referenced):
+    root, v4 = referenced
+    result = scan([str(root)], sha256=[fp(pki, "chiffrement-v4"), fp(pki, "chiffrement-v5")],
+                  references_of=[fp(pki, "chiffrement-v4").replace(":", "").lower()],
+                  exclude=["*/logs"], max_depth=5)
+    text = lambda rel: str(root / rel)  # noqa: E731
+    assert result["references"] == {
+        v4["odd"]: [text("conf/legacy.conf")],
+        v4["pem"]: [text("conf/legacy.conf")],
+        v4["conf"]: [text("conf/guichet.properties"), text("readme.txt")],
+        v4["lib"]: [text("conf/app.xml"), text("readme.txt")],
+    }
+    # the V5 file is found (sha256) but is not searched for (references_of)
+    assert str(root / "conf" / "Chiffrement_SNEV5.cer") in result["files"]
+    assert result["unreadable"] == []
+
+
+def test_references_without_targets_or_option(pki, referenced):
+    root, _v4 = referenced
+    result = scan([str(root)], sha256=[fp(pki, "chiffrement-v4")])
+    assert result["references"] == {}
+    result = scan([str(root)], references_of=[fp(pki, "ac-v5")])  # held nowhere
+    assert result["references"] == {}
+    with pytest.raises(ScanError, match="references_of"):
+        scan([str(root)], references_of=["AB:CD"])
+
+
+def test_references_read_text_files_once_more_only(pki, referenced, monkeypatch):
+    """Only the small text files are read again, after the walk; nothing else is opened."""
+    root, v4 = referenced
+    opened = []
+    real_open = _scan.os.open
+
+    def os_open(path, flags, *args):
+        opened.append(os.fsdecode(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(_scan.os, "open", os_open)
+    scan([str(root)], references_of=[fp(pki, "chiffrement-v4")], max_depth=5)
+    twice = sorted(os.path.relpath(p, str(root)) for p in set(opened) if opened.count(p) == 2)
+    assert twice == ["conf/app.xml", "conf/guichet.properties", "conf/legacy.conf", "logs/guichet.log",
+                     "notes.txt", "readme.txt"]
+    assert max(opened.count(p) for p in opened) == 2
+
+
+def test_unreadable_says_the_format_when_the_structure_was_read(pki, tmp_path):
+    pem = cert(pki, "chiffrement-v4", "pem")
+    write(tmp_path / "two.pem", pem[:300] + b"\n" + pem)
+    write(tmp_path / "broken.jks", b"\xfe\xed\xfe\xed\x00\x00\x00\x02\x00\x00\x00\x05")
+    write(tmp_path / "empty.crt", b"")
+    result = scan([str(tmp_path)])
+    assert dict((os.path.basename(u["path"]), u["format"]) for u in result["unreadable"]) == {
+        "two.pem": "pem", "broken.jks": None, "empty.crt": None}
+
+
+def test_run_scan_passes_references_of(pki, referenced):
+    root, v4 = referenced
+
+    class Exit(Exception):
+        pass
+
+    class Module:
+        check_mode = True
+
+        def __init__(self, params):
+            self.params = params
+
+        def exit_json(self, **kwargs):
+            self.result = kwargs
+            raise Exit()
+
+        def fail_json(self, **kwargs):
+            self.result = dict(kwargs, failed=True)
+            raise Exit()
+
+        def get_bin_path(self, name, required=False):
+            return None
+
+        def run_command(self, argv, data=None, environ_update=None, binary_data=False):
+            raise AssertionError("no command expected")
+
+    module = Module(dict(paths=[str(root / "conf")], sha256=[], max_depth=6, exclude=[],
+                         max_file_size=_scan.DEFAULT_MAX_FILE_SIZE, passwords=None,
+                         references_of=[fp(pki, "chiffrement-v4")]))
+    with pytest.raises(Exit):
+        _scan.run_scan(module)
+    assert module.result["references"] == {v4["conf"]: [str(root / "conf" / "guichet.properties")]}
