@@ -17,6 +17,7 @@ if [ "$REQ" = requirements-test.txt ]; then
   command -v ssh >/dev/null || missing+=(openssh-client)
   command -v rsync >/dev/null || missing+=(rsync)
   command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v chromium >/dev/null || missing+=(chromium)   # tests/report/chromium_check.py
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${missing[*]}"

@@ -55,7 +55,8 @@ ansible-playbook -i "$DEMO/inventory.ini" playbooks/verify_bundle.yml -e "@$DEMO
 
 HOSTS="${SNE_DEMO_HOSTS:-12}"
 echo "== building a simulated fleet of $HOSTS guichets in $DEMO/fleet"
-python tests/fleet/make_fleet.py "$DEMO/fleet" --hosts "$HOSTS" --pki "$DEMO/pki" --python "$ROOT/.venv/bin/python"
+python tests/fleet/make_fleet.py "$DEMO/fleet" --hosts "$HOSTS" --pki "$DEMO/pki" --python "$ROOT/.venv/bin/python" \
+  --unconfigured 1
 cp "$DEMO/rotation.yml" "$DEMO/fleet/inventory/group_vars/all/sne_rotation.yml"
 
 echo "== starting the SNE simulator (V5 current, V4 revoked)"
@@ -71,22 +72,32 @@ cat > "$DEMO/fleet/inventory/group_vars/all/sne_async.yml" <<YAML
 sne_async_check_enabled: true
 sne_guichet_async_transport: http
 sne_guichet_async_http: {url: "$sne_url"}
-sne_guichet_async_certificate: {path: "{{ sne_guichet_root }}/opt/guichet/conf/Chiffrement_SNEV5.cer", type: der}
+sne_guichet_async_certificate: {path: "{{ sne_guichet_root }}/opt/guichet/conf/Chiffrement_SNE{{ sne_generation }}.cer", type: der}
 async_check_timeout: 30
 async_check_poll_interval: 0.5
 YAML
 python tests/fleet/check_fleet.py "$DEMO/fleet" --snapshot "$DEMO/baseline.json" >/dev/null
 
 export ANSIBLE_FORKS=10
-echo "== rotate.yml --check --diff (changes nothing)"
-ansible-playbook -i "$DEMO/fleet/inventory" playbooks/rotate.yml --check -e sne_run_id=demo-check >"$DEMO/rotate-check.log" 2>&1 || true
-echo "   log: $DEMO/rotate-check.log"
-echo "== rotate.yml (one host, guichet-004, has a wrong keystore password on purpose)"
-ansible-playbook -i "$DEMO/fleet/inventory" playbooks/rotate.yml -e sne_run_id=demo-1 \
-  -e report_dir_default="$DEMO/reports" 2>&1 | tee "$DEMO/rotate.log" | sed -n '/Fleet summary/,/^$/p;/PLAY RECAP/,$p' || true
-echo "== audit.yml (read-only)"
-ansible-playbook -i "$DEMO/fleet/inventory" playbooks/audit.yml >"$DEMO/audit.log" 2>&1
-sed -n '/Show the fleet totals/,/^$/p' "$DEMO/audit.log"
+# Progress of long tasks (hosts done / failed / left, time left), as the runbook suggests.
+export ANSIBLE_CALLBACKS_ENABLED=sne.guichet.progress
+REPORTS="$DEMO/reports"
+# A run that leaves a host failed or unconfigured exits 2: expected here (guichet-004 has a
+# wrong password, the last host declares no store); anything else stops the demo.
+run() {  # run LOG ansible-playbook-args...
+  local log="$1" rc=0; shift
+  ansible-playbook -i "$DEMO/fleet/inventory" -e report_dir="$REPORTS" "$@" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then tail -40 "$log"; echo "demo: ansible-playbook exited $rc" >&2; exit 1; fi
+}
+echo "== rotate.yml --check --diff (changes nothing; its report says DRY RUN)"
+run "$DEMO/rotate-check.log" playbooks/rotate.yml --check --diff -e sne_run_id=demo-check
+echo "   log: $DEMO/rotate-check.log; report: $REPORTS/V5/runs/demo-check/report.html"
+echo "== rotate.yml (guichet-004 has a wrong keystore password on purpose; the last host declares no store)"
+run "$DEMO/rotate.log" playbooks/rotate.yml -e sne_run_id=demo-1 -e sne_revocation_time="$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)"
+sed -n '/TASK \[sne.guichet.report : Fleet summary\]/,/^$/p;/PLAY RECAP/,$p' "$DEMO/rotate.log"
+echo "== audit.yml (read-only; proposes host_vars for the host that declares no store)"
+run "$DEMO/audit.log" playbooks/audit.yml
+sed -n '/TASK \[sne.guichet.report : Fleet summary\]/,/^$/p' "$DEMO/audit.log"
 echo "== independent check of every host (keytool, openssl)"
 python tests/fleet/check_fleet.py "$DEMO/fleet" --expect rotated --baseline "$DEMO/baseline.json"
-echo "reports: $DEMO/reports"
+echo "reports: $REPORTS/V5/report.html (fleet), $REPORTS/V5/audit/ (audit and host_vars proposals)"

@@ -11,6 +11,8 @@ cd "$ROOT"
 bash scripts/bootstrap.sh --test
 export PATH="$ROOT/.venv/bin:$PATH"
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+# Screenshots of the HTML reports and other files worth keeping from a CI run.
+export SNE_ARTEFACTS="$ROOT/.build/artefacts"
 stages=("$@")
 [ "${#stages[@]}" -gt 0 ] || stages=(ruff unit integration sanity lint)
 results=()

@@ -2,20 +2,31 @@
 # The fleet rotation end to end, with the real playbooks, on a simulated fleet: local hosts
 # plus three reached over a real sshd on loopback, and the SNE simulator for the
 # asynchronous check. Every step is checked by tests/fleet/check_fleet.py, which reads the
-# hosts' files with keytool and openssl, not with the collection's code.
+# hosts' files with keytool and openssl, not with the collection's code, and the reports are
+# read back (JSON, JUnit with junitparser, HTML in headless Chromium).
 #
-#   1. rotate --check --diff changes no byte;
-#   2. rotate: healthy hosts converge, the broken host is reported and left unchanged,
-#      every healthy host passes the asynchronous check;
-#   3. rotate again: changed=0 on every host;
-#   4. audit: read-only, no retired certificate left on healthy hosts;
-#   5. rollback of run 1, twice: back to the original bytes, second run changed=0.
+#   0. a target pattern that matches no host fails the run, naming the pattern;
+#   1. rotate --check --diff changes no byte, and its report says DRY RUN;
+#   2. rotate: healthy hosts converge and pass the asynchronous check, the broken host is
+#      failed and left unchanged, the host without declared stores is "unconfigured" (failed);
+#   3. rotate again: changed=0 and failed=0 on every healthy host;
+#   4. audit: read-only; proposes a host_vars fragment for the unconfigured host;
+#   5. retries with --limit: the repaired broken host is rotated (the bundle verified again),
+#      the fleet report shows it "changed" and every other host as the previous run left it;
+#      the unconfigured host, given its proposal, converges;
+#   6. the next rotation by variables only: V5 -> V6 on the same fleet, simulator on V6;
+#   7. rollback refuses after the revocation hour without force; rollback of every run,
+#      newest first, twice: back to the original bytes, the second time changed=0.
 set -euo pipefail
 
 COLL="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/sne/guichet"
 PY="$ANSIBLE_TEST_PYTHON_INTERPRETER"
 WORK="$(mktemp -d /tmp/sne-fleet.XXXXXX)"
-HOSTS="${SNE_FLEET_HOSTS:-8}"
+HOSTS="${SNE_FLEET_HOSTS:-9}"
+BROKEN=guichet-004        # make_fleet: index 3, wrong JKS password in its host_vars
+UNCONF="$(printf 'guichet-%03d' "$HOSTS")"   # --unconfigured 1: the last host
+ARTEFACTS="${SNE_ARTEFACTS:-/tmp/sne-artefacts}/rotate_fleet"  # screenshots kept for CI
+mkdir -p "$ARTEFACTS"
 cleanup() {
   bash "$COLL/tests/fleet/sshd.sh" stop "$WORK/sshd" >/dev/null 2>&1 || true
   "$PY" "$COLL/simulator/sne_simulator.py" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
@@ -24,13 +35,27 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+fail() { echo "FAIL: $*"; exit 1; }
 
-# Expect exactly these host results in a PLAY RECAP: recap LOG "changed=0" means every host
-# line of the recap (but localhost) shows changed=0.
-recap_all() {
-  local log="$1" pattern="$2" bad
-  bad="$(sed -n '/^PLAY RECAP/,$p' "$log" | grep -E '^guichet-' | grep -v -- "$pattern" || true)"
-  if [ -n "$bad" ]; then echo "not every host has $pattern:"; echo "$bad"; return 1; fi
+# recap LOG HOST PATTERN: the PLAY RECAP line of HOST matches PATTERN.
+recap() {
+  local line
+  line="$(sed -n '/^PLAY RECAP/,$p' "$1" | grep -E "^$2 " || true)"
+  echo "$line" | grep -qE -- "$3" || fail "$1: $2 recap is '${line:-missing}', expected $3"
+}
+# healthy LOG PATTERN...: every guichet of the recap but the broken and unconfigured hosts
+# matches every PATTERN.
+healthy() {
+  local log="$1" host; shift
+  for host in $(sed -n '/^PLAY RECAP/,$p' "$log" | grep -oE '^guichet-[0-9]+' | grep -vxE "$BROKEN|$UNCONF"); do
+    for pattern in "$@"; do recap "$log" "$host" "$pattern"; done
+  done
+  [ "$(sed -n '/^PLAY RECAP/,$p' "$log" | grep -cE '^guichet-')" -eq "$HOSTS" ] || fail "$log: not every host in the recap"
+}
+expect_rc() {  # expect_rc RC LOG -- command...
+  local want="$1" log="$2" rc=0; shift 3
+  "$@" > "$log" 2>&1 || rc=$?
+  [ "$rc" -eq "$want" ] || { tail -60 "$log"; fail "$* exited $rc, expected $want (log $log)"; }
 }
 
 "$PY" "$COLL/tests/pki/make_pki.py" "$WORK/pki" >/dev/null
@@ -38,70 +63,242 @@ recap_all() {
 SSH_PORT="$(free_port)"
 KEY="$(bash "$COLL/tests/fleet/sshd.sh" start "$WORK/sshd" "$SSH_PORT")"
 "$PY" "$COLL/tests/fleet/make_fleet.py" "$WORK/fleet" --hosts "$HOSTS" --pki "$WORK/pki" \
-  --ssh-hosts 3 --ssh-port "$SSH_PORT" --ssh-key "$KEY" --python "$PY"
+  --ssh-hosts 3 --ssh-port "$SSH_PORT" --ssh-key "$KEY" --python "$PY" --unconfigured 1
 INV="$WORK/fleet/inventory"
+REPORTS="$WORK/reports"
 
-# The SNE simulator (current V5, V4 revoked) and the asynchronous check settings.
-cat > "$WORK/sne.json" <<JSON
-{"current": {"generation": "V5", "certificate": "pki/chiffrement-v5.pem", "key": "pki/chiffrement-v5.key"},
- "revoked": [{"generation": "V4", "certificate": "pki/chiffrement-v4.pem", "key": "pki/chiffrement-v4.key"}],
- "transports": {"http": {"port": 0}}}
+# The SNE simulator (current GEN, the others revoked) and the asynchronous check settings.
+start_sne() {  # start_sne CURRENT REVOKED...
+  local cur="$1" rev="" g; shift
+  for g in "$@"; do
+    rev="$rev${rev:+,}{\"generation\": \"${g^^}\", \"certificate\": \"pki/chiffrement-$g.pem\", \"key\": \"pki/chiffrement-$g.key\"}"
+  done
+  "$PY" "$COLL/simulator/sne_simulator.py" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  cat > "$WORK/sne.json" <<JSON
+{"current": {"generation": "${cur^^}", "certificate": "pki/chiffrement-$cur.pem", "key": "pki/chiffrement-$cur.key"},
+ "revoked": [$rev], "transports": {"http": {"port": 0}}}
 JSON
-"$PY" "$COLL/simulator/sne_simulator.py" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 900 >/dev/null
-SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
-cat > "$INV/group_vars/all/sne_async.yml" <<YAML
+  "$PY" "$COLL/simulator/sne_simulator.py" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 900 >/dev/null
+  SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
+  cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---
 sne_async_check_enabled: true
 sne_guichet_async_transport: http
 sne_guichet_async_http: {url: "$SNE_URL"}
-sne_guichet_async_certificate: {path: "{{ sne_guichet_root }}/opt/guichet/conf/Chiffrement_SNEV5.cer", type: der}
+sne_guichet_async_certificate: {path: "{{ sne_guichet_root }}/opt/guichet/conf/Chiffrement_SNE{{ sne_generation }}.cer", type: der}
 async_check_timeout: 20
 async_check_poll_interval: 0.5
 YAML
+}
+start_sne v5 v4
 
 export ANSIBLE_HOST_KEY_CHECKING=False ANSIBLE_FORKS=10
-play() { ansible-playbook -i "$INV" "$@"; }
+play() { ansible-playbook -i "$INV" -e report_dir="$REPORTS" "$@"; }
 check() { "$PY" "$COLL/tests/fleet/check_fleet.py" "$WORK/fleet" "$@"; }
+# report FILE PYTHON-ASSERTIONS: run assertions with `r` the parsed report.json, `fleet` fleet.json.
+report() {
+  "$PY" - "$1" "$WORK/fleet/fleet.json" "$BROKEN" "$UNCONF" <<PYCHECK
+import json, sys
+r, fleet = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+broken, unconf = sys.argv[3], sys.argv[4]
+hosts = {h["host"]: h for h in r["hosts"]}
+assert sorted(hosts) == sorted(fleet["hosts"]), ("every host of the group is listed", sorted(hosts))
+assert sum(r["totals"].values()) == len(fleet["hosts"]), r["totals"]
+$2
+PYCHECK
+}
 
 check --snapshot "$WORK/baseline.json"
 
-echo "== 1. rotate --check --diff changes no byte"
-play sne.guichet.rotate --check --diff -e sne_run_id=it-check > "$WORK/check.log" 2>&1 || true
-grep -q 'sne.guichet.keystores\|Converge every store' "$WORK/check.log"
+echo "== 0. a target pattern that matches no host fails, naming it"
+expect_rc 2 "$WORK/nohost.log" -- play sne.guichet.rotate -e sne_target=guichetz
+grep -q "guichetz" "$WORK/nohost.log" || fail "the message does not name the pattern"
+grep -q "matches no host" "$WORK/nohost.log" || fail "no 'matches no host' message"
+
+echo "== 1. rotate --check --diff changes no byte; its report says DRY RUN"
+expect_rc 2 "$WORK/check.log" -- play sne.guichet.rotate --check --diff -e sne_run_id=it-check
+healthy "$WORK/check.log" "failed=0" "unreachable=0"
+recap "$WORK/check.log" "$BROKEN" "failed=1"
+recap "$WORK/check.log" "$UNCONF" "failed=1"
+grep -q 'Converge every store' "$WORK/check.log"
 check --expect untouched --baseline "$WORK/baseline.json"
+[ ! -e "$REPORTS/fleet-V5.json" ] || fail "a check run wrote the fleet state"
+[ ! -e "$REPORTS/V5/report.json" ] || fail "a check run wrote the fleet report"
+report "$REPORTS/V5/runs/it-check/report.json" '
+assert r["check_mode"] is True
+assert hosts[broken]["status"] == "failed", hosts[broken]
+assert hosts[unconf]["status"] == "unconfigured", hosts[unconf]
+assert any(h["status"] == "changed" for h in hosts.values())'
+grep -q "DRY RUN" "$REPORTS/V5/runs/it-check/report.html" || fail "no DRY RUN in the check report"
+"$PY" "$COLL/tests/report/chromium_check.py" "$REPORTS/V5/runs/it-check/report.html" \
+  --report "$REPORTS/V5/runs/it-check/report.json" --text "DRY RUN" --screenshot "$ARTEFACTS/check-report.png"
 
 echo "== 2. rotate"
-rc=0
-play sne.guichet.rotate -e sne_run_id=it-1 -e report_dir_default="$WORK/reports" > "$WORK/run1.log" 2>&1 || rc=$?
-[ "$rc" -eq 2 ] || { echo "rotate: expected rc 2 (the broken host fails), got $rc"; tail -50 "$WORK/run1.log"; exit 1; }
-check --expect rotated --baseline "$WORK/baseline.json"
-"$PY" - "$WORK/reports/rotation-it-1.json" "$WORK/fleet/fleet.json" <<'PYCHECK'
-import json, sys
-report, fleet = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-for host, expected in fleet["hosts"].items():
-    got = report["hosts"][host]
-    if expected["kind"] == "broken":
-        assert got["status"] == "failed" and "password" in got["error"], (host, got)
-    else:
-        assert got["status"] in ("changed", "ok"), (host, got)
-        assert got["async_check"] == "passed", (host, got)
-print("report: every healthy host passed the asynchronous check; the broken host is reported")
-PYCHECK
+expect_rc 2 "$WORK/run1.log" -- play sne.guichet.rotate -e sne_run_id=it-1 -e sne_revocation_time=2099-01-01T09:00:00Z
+healthy "$WORK/run1.log" "failed=0" "unreachable=0"
+recap "$WORK/run1.log" "$BROKEN" "failed=1"
+recap "$WORK/run1.log" "$UNCONF" "failed=1"
 grep -q 'guichet-00[1-3].*unreachable=0' "$WORK/run1.log"   # the SSH hosts were reached
+check --expect rotated --baseline "$WORK/baseline.json"
+report "$REPORTS/V5/report.json" '
+assert r["check_mode"] is False and r["run_id"] == "it-1" and r["revocation_time"]
+for name, h in hosts.items():
+    kind = fleet["hosts"][name]["kind"]
+    assert h["run_id"] == "it-1" and h["in_this_run"], h
+    if name == broken:
+        assert h["status"] == "failed" and "password" in h["reason"], h
+    elif name == unconf:
+        assert h["status"] == "unconfigured", h
+        assert h["reason"].startswith("no sne_guichet_stores declared for this host"), h
+    else:
+        assert h["status"] == ("ok" if kind == "v5" else "changed"), h
+        assert h["probe"]["status"] == "passed", h
+        assert all(s["after"] == ["V5"] for s in h["stores"]), h
+    if kind in ("v4", "stray", "odd_alias"):
+        assert h["backup_dir"].endswith("/it-1") and any(s["before"] == ["V4"] for s in h["stores"]), h
+assert r["totals"]["failed"] == 1 and r["totals"]["unconfigured"] == 1, r["totals"]
+print("report: every host accounted for, healthy ones passed the asynchronous check")'
+cmp -s "$REPORTS/V5/report.json" "$REPORTS/V5/runs/it-1/report.json" || fail "fleet report and run report differ"
+"$PY" - "$REPORTS/V5/junit.xml" "$HOSTS" "$BROKEN" "$UNCONF" <<'PYJUNIT'
+import sys
+from junitparser import JUnitXml, Failure
+xml = JUnitXml.fromfile(sys.argv[1])
+cases = [c for suite in (xml if hasattr(xml, "__iter__") else [xml]) for c in suite]
+names = sorted(c.name for c in cases)
+assert len(names) == int(sys.argv[2]) == len(set(names)), names
+failed = sorted(c.name for c in cases if any(isinstance(x, Failure) for x in c.result))
+assert failed == sorted([sys.argv[3], sys.argv[4]]), failed
+print("junit.xml: %d cases, failures %s" % (len(names), failed))
+PYJUNIT
+"$PY" "$COLL/tests/report/chromium_check.py" "$REPORTS/V5/report.html" \
+  --report "$REPORTS/V5/report.json" --screenshot "$ARTEFACTS/fleet-report.png"
 
-echo "== 3. rotate again: changed=0 everywhere"
-play sne.guichet.rotate -e sne_run_id=it-2 > "$WORK/run2.log" 2>&1 || true
-recap_all "$WORK/run2.log" "changed=0"
+echo "== 3. rotate again: changed=0 and failed=0 on every healthy host"
+expect_rc 2 "$WORK/run2.log" -- play sne.guichet.rotate -e sne_run_id=it-2
+healthy "$WORK/run2.log" "changed=0" "failed=0" "unreachable=0"
+recap "$WORK/run2.log" "$BROKEN" "changed=0.*failed=1"
+check --expect rotated --baseline "$WORK/baseline.json"
 
-echo "== 4. audit"
-play sne.guichet.audit > "$WORK/audit.log" 2>&1
-recap_all "$WORK/audit.log" "changed=0"
-grep -q '"clean": '"$((HOSTS - 1))" "$WORK/audit.log"
+echo "== 4. audit (read-only) proposes host_vars for the unconfigured host"
+check --snapshot "$WORK/after-run2.json"
+expect_rc 2 "$WORK/audit.log" -- play sne.guichet.audit -e sne_run_id=it-audit
+healthy "$WORK/audit.log" "changed=0" "failed=0"
+recap "$WORK/audit.log" "$UNCONF" "changed=0.*failed=1"
+check --expect untouched --baseline "$WORK/after-run2.json"
+report "$REPORTS/V5/audit/report.json" '
+assert r["kind"] == "audit"
+assert hosts[unconf]["status"] == "unconfigured" and hosts[unconf]["proposal"], hosts[unconf]
+assert "audit/host_vars/" in hosts[unconf]["reason"], hosts[unconf]
+for name, h in hosts.items():
+    if name not in (broken, unconf):
+        assert h["status"] == "ok", h   # V5 everywhere, no V4 left
+assert hosts[broken]["status"] == "attention", hosts[broken]   # still V4: it failed'
+PROPOSAL="$REPORTS/V5/audit/host_vars/$UNCONF.yml"
+[ -s "$PROPOSAL" ] || fail "no proposal for $UNCONF"
+"$PY" "$COLL/tests/report/chromium_check.py" "$REPORTS/V5/audit/report.html" \
+  --report "$REPORTS/V5/audit/report.json" --screenshot "$ARTEFACTS/audit-report.png"
 
-echo "== 5. rollback run 1, twice"
-play sne.guichet.rollback -e sne_rollback_run_id=it-1 > "$WORK/rollback1.log" 2>&1
-play sne.guichet.rollback -e sne_rollback_run_id=it-1 > "$WORK/rollback2.log" 2>&1
-recap_all "$WORK/rollback2.log" "changed=0"
+echo "== 5a. repair the broken host, retry it alone with --limit"
+"$PY" - "$INV/host_vars/$BROKEN.yml" "$WORK/fleet/fleet.json" "$BROKEN" <<'PYFIX'
+import json, sys, yaml
+path, fleet, host = sys.argv[1], json.load(open(sys.argv[2])), sys.argv[3]
+hv = yaml.safe_load(open(path))
+real = {s["path"]: s.get("password") for s in fleet["hosts"][host]["stores"]}
+for store in hv["sne_guichet_stores"]:
+    if store.get("password"):
+        store["password"] = real[store["path"]]
+open(path, "w").write("---\n" + yaml.safe_dump(hv, sort_keys=False))
+PYFIX
+cp "$REPORTS/fleet-V5.json" "$WORK/state-before-retry.json"
+expect_rc 0 "$WORK/retry.log" -- play sne.guichet.rotate --limit "$BROKEN" -e sne_run_id=it-3
+grep -q "Fetch and verify the bundle" "$WORK/retry.log" || fail "the bundle was not verified under --limit"
+recap "$WORK/retry.log" "$BROKEN" "changed=[1-9].*failed=0"
+check --expect rotated --baseline "$WORK/baseline.json" --repaired "$BROKEN"
+report "$REPORTS/V5/report.json" '
+before = json.load(open("'"$WORK/state-before-retry.json"'"))["hosts"]
+assert r["limit"] == broken and r["run_id"] == "it-3"
+assert hosts[broken]["status"] == "changed" and hosts[broken]["run_id"] == "it-3", hosts[broken]
+for name, h in hosts.items():
+    if name != broken:
+        assert not h["in_this_run"] and h["run_id"] == before[name]["run_id"] == "it-2", h
+        assert h["status"] == before[name]["status"], (h, before[name])
+assert r["totals"]["failed"] == 0, r["totals"]
+print("retry: %s now changed, every other host as run it-2 left it" % broken)'
+
+echo "== 5b. the unconfigured host, given the audit's proposal (passwords filled in), converges"
+"$PY" - "$PROPOSAL" "$INV/host_vars/$UNCONF.yml" "$WORK/fleet/fleet.json" "$UNCONF" <<'PYADOPT'
+import json, re, sys, yaml
+proposal, path, fleet, host = yaml.safe_load(open(sys.argv[1])), sys.argv[2], json.load(open(sys.argv[3])), sys.argv[4]
+real = {s["path"]: s.get("password") for s in fleet["hosts"][host]["stores"]}
+refresh = {s["path"]: s.get("refresh") for s in fleet["hosts"][host]["stores"]}
+for store in proposal["sne_guichet_stores"]:
+    if "password" in store:
+        assert re.fullmatch(r"\{\{ vault_\w+ \}\}", store["password"]), store
+        store["password"] = real[store["path"]]
+    if store["type"] == "debian":  # the simulated host's harmless update-ca-certificates, not the CI machine's
+        store["refresh"] = refresh[store["path"]]
+declared = sorted(s["path"] for s in proposal["sne_guichet_stores"] if not s.get("create"))
+expected = sorted(s["path"] for s in fleet["hosts"][host]["stores"] if not s.get("create"))
+assert declared == expected, (declared, expected)
+hv = yaml.safe_load(open(path))
+hv.update({k: v for k, v in proposal.items() if k.startswith("sne_guichet_")})
+open(path, "w").write("---\n" + yaml.safe_dump(hv, sort_keys=False))
+print("proposal adopted: %d stores, %d configuration rewrites"
+      % (len(proposal["sne_guichet_stores"]), len(proposal.get("sne_guichet_config_files", []))))
+PYADOPT
+expect_rc 0 "$WORK/adopt.log" -- play sne.guichet.rotate --limit "$UNCONF" -e sne_run_id=it-4
+recap "$WORK/adopt.log" "$UNCONF" "changed=[1-9].*failed=0"
+expect_rc 0 "$WORK/adopt2.log" -- play sne.guichet.rotate --limit "$UNCONF" -e sne_run_id=it-5
+recap "$WORK/adopt2.log" "$UNCONF" "changed=0.*failed=0"
+check --expect rotated --baseline "$WORK/baseline.json" --repaired "$BROKEN" --configured "$UNCONF"
+report "$REPORTS/V5/report.json" '
+assert all(h["status"] in ("ok", "changed") for h in hosts.values()), r["totals"]
+assert hosts[unconf]["run_id"] == "it-5" and hosts[broken]["run_id"] == "it-3"'
+
+echo "== 6. the next rotation, V5 -> V6, by variables only"
+"$PY" - "$WORK/pki/manifest.json" "$WORK/v6.yml" <<'PYV6'
+import json, os, sys
+m = json.load(open(sys.argv[1]))
+c, pki = m["certificates"], os.path.dirname(sys.argv[1])
+lines = ["---", "sne_generation: V6",
+         "sne_bundle_src: %s" % os.path.join(pki, m["bundles"]["good-v6"]["file"]),
+         'sne_certificate_sha256: "%s"' % c["chiffrement-v6"]["sha256"],
+         'sne_authority_sha256: ["%s"]' % c["ac-v6"]["sha256"],
+         'sne_retired_sha256: ["%s", "%s", "%s", "%s"]' % tuple(
+             c[i]["sha256"] for i in ("chiffrement-v5", "ac-v5", "chiffrement-v4", "ac-v4"))]
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")
+PYV6
+start_sne v6 v5 v4
+check --snapshot "$WORK/after-v5.json"
+expect_rc 0 "$WORK/v6.log" -- play sne.guichet.rotate -e @"$WORK/v6.yml" -e sne_run_id=it-v6
+healthy "$WORK/v6.log" "failed=0" "unreachable=0"
+check --expect rotated --generation V6 --baseline "$WORK/after-v5.json" --repaired "$BROKEN" --configured "$UNCONF"
+[ -s "$REPORTS/fleet-V6.json" ] && [ -s "$REPORTS/fleet-V5.json" ] || fail "V5 and V6 fleet states are not separate"
+report "$REPORTS/V6/report.json" '
+assert r["generation"] == "V6" and r["run_id"] == "it-v6"
+for h in hosts.values():
+    assert h["status"] == "changed" and h["probe"]["status"] == "passed", h
+    assert all(s["after"] == ["V6"] and "V5" in s["before"] for s in h["stores"]), h
+v5 = json.load(open("'"$REPORTS/fleet-V5.json"'"))
+assert v5["generation"] == "V5" and all(x["run_id"] != "it-v6" for x in v5["runs"]), v5["runs"]'
+expect_rc 0 "$WORK/v6-again.log" -- play sne.guichet.rotate -e @"$WORK/v6.yml" -e sne_run_id=it-v6b
+healthy "$WORK/v6-again.log" "changed=0" "failed=0"
+
+echo "== 7. rollback: refused after the revocation hour without force"
+check --snapshot "$WORK/after-v6.json"
+expect_rc 2 "$WORK/rollback-refused.log" -- play sne.guichet.rollback -e sne_rollback_run_id=it-v6 \
+  -e sne_revocation_time=2020-01-01T09:00:00Z
+grep -q "sne_rollback_force" "$WORK/rollback-refused.log" || fail "the refusal does not say how to force"
+check --expect untouched --baseline "$WORK/after-v6.json"
+
+echo "== 7b. rollback of every run, newest first, twice: the original bytes"
+for run in it-v6 it-4 it-3 it-1; do
+  expect_rc 0 "$WORK/rollback-$run.log" -- play sne.guichet.rollback -e sne_rollback_run_id="$run"
+done
+for run in it-v6 it-4 it-3 it-1; do
+  expect_rc 0 "$WORK/rollback2-$run.log" -- play sne.guichet.rollback -e sne_rollback_run_id="$run"
+  healthy "$WORK/rollback2-$run.log" "changed=0" "failed=0"
+done
 check --expect untouched --baseline "$WORK/baseline.json" \
   --ignore var/backups --ignore var/lib/sne-guichet --ignore var/log
 echo "fleet rotation: all checks passed"

@@ -1,0 +1,257 @@
+"""Host classification and the fleet view: what the report says about every host is true."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sne.guichet.plugins.filter.fleet import FilterModule, host_status
+from ansible_collections.sne.guichet.plugins.plugin_utils import _fleet
+
+V5 = "AA:" * 31 + "AA"
+AC5 = "BB:" * 31 + "BB"
+V4 = "CC:" * 31 + "CC"
+STORES = [{"path": "/opt/guichet/conf/app.jks", "type": "jks", "password": "secret"}]
+
+
+def facts(**kw):
+    base = {
+        "stores": STORES,
+        "generation": "V5",
+        "certificate_sha256": V5,
+        "authority_sha256": [AC5],
+        "run_id": "r1",
+        "seen_at": "2026-12-01T08:10:00Z",
+        "backup_dir": "/var/backups/sne-guichet",
+    }
+    base.update(kw)
+    return base
+
+
+def store(**kw):
+    base = {
+        "path": "/opt/guichet/conf/app.jks",
+        "type": "jks",
+        "changed": False,
+        "failed": False,
+        "held": 3,
+        "added": [],
+        "removed": [],
+    }
+    base.update(kw)
+    return base
+
+
+ADDED = [
+    {"name": "sne-chiffrement-v5", "sha256": V5, "subject": "CN=Chiffrement_SNEV5"},
+    {"name": "sne-ac-v5", "sha256": AC5, "subject": "CN=AC SNE V5"},
+]
+REMOVED = [{"name": "old-ministry-cert-2014", "sha256": V4, "subject": "CN=Chiffrement_SNEV4,OU=SNE"}]
+
+
+def test_no_store_declared_is_unconfigured_never_ok():
+    for stores in ([], None):
+        record = _fleet.rotation_record("g1", facts(stores=stores, deploy={"skipped": True}))
+        assert record["status"] == "unconfigured"
+        assert record["reason"] == "no sne_guichet_stores declared for this host"
+
+
+def test_already_rotated_host_is_ok_and_says_what_it_holds():
+    record = _fleet.rotation_record("g1", facts(deploy={"changed": False, "stores": [store()]}))
+    assert record["status"] == "ok" and record["reason"] == ""
+    assert record["stores"][0]["before"] == ["V5"] and record["stores"][0]["after"] == ["V5"]
+    assert record["backup_dir"] == ""
+    assert "secret" not in repr(record)
+
+
+def test_rotated_host_is_changed_with_generations_and_backup():
+    deploy = {
+        "changed": True,
+        "stores": [
+            store(
+                changed=True, added=ADDED, removed=REMOVED, backup="/var/backups/sne-guichet/r1/files/app.jks"
+            )
+        ],
+    }
+    retire = {
+        "quarantined": ["/opt/guichet/conf/Chiffrement_SNEV4.cer"],
+        "needs_attention": [],
+        "config_rewritten": ["/opt/guichet/conf/guichet.properties"],
+    }
+    record = _fleet.rotation_record(
+        "g1", facts(deploy=deploy, retire=retire, probe={"status": "passed", "elapsed": 1.23456})
+    )
+    assert record["status"] == "changed"
+    assert record["stores"][0]["before"] == ["V4"] and record["stores"][0]["after"] == ["V5"]
+    assert record["stores"][0]["added"][0]["sha256"] == V5
+    assert record["backup_dir"] == "/var/backups/sne-guichet/r1"
+    assert record["probe"] == {"status": "passed", "latency": 1.235, "msg": ""}
+    assert record["quarantined"] == retire["quarantined"]
+
+
+def test_retire_alone_changing_makes_the_host_changed():
+    record = _fleet.rotation_record(
+        "g1",
+        facts(deploy={"changed": False, "stores": [store()]}, retire={"quarantined": ["/home/g/v4.pem"]}),
+    )
+    assert record["status"] == "changed"
+
+
+def test_wrong_password_is_failed_with_the_store_message():
+    msg = "/opt/guichet/conf/app.jks (jks): store password incorrect (integrity check failed)"
+    deploy = {
+        "failed": True,
+        "changed": False,
+        "msg": "1 store failed",
+        "stores": [store(failed=True, code="wrong_password", msg=msg)],
+    }
+    record = _fleet.rotation_record(
+        "g1", facts(deploy=deploy, failure={"task": "Converge", "msg": "1 store failed"})
+    )
+    assert record["status"] == "failed"
+    assert record["reason"] == msg
+    assert record["stores"][0]["after"] == record["stores"][0]["before"]
+
+
+def test_failed_keystores_without_store_detail_uses_its_message():
+    record = _fleet.rotation_record("g1", facts(deploy={"failed": True, "msg": "keytool not found"}))
+    assert record["status"] == "failed" and record["reason"] == "keytool not found"
+
+
+@pytest.mark.parametrize("status", ["timeout", "rejected", "error", "bogus"])
+def test_probe_that_did_not_pass_fails_the_host(status):
+    probe = {"status": status, "msg": "no return within 20 s", "anomaly": {"code": "A12", "label": "refus"}}
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"changed": True, "stores": [store(changed=True)]}, probe=probe)
+    )
+    assert record["status"] == "failed"
+    assert record["reason"].startswith("asynchronous check %s" % status)
+    assert "A12" in record["reason"]
+
+
+def test_probe_not_run_is_not_a_failure():
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"changed": False, "stores": [store()]}, probe={"skipped": True, "changed": False})
+    )
+    assert record["status"] == "ok" and record["probe"]["status"] == "not run"
+
+
+def test_failure_elsewhere_is_failed_with_task_and_message():
+    record = _fleet.rotation_record(
+        "g1",
+        facts(
+            deploy={"changed": True, "stores": [store(changed=True)]},
+            failure={"task": "Rewrite configuration", "msg": "Permission denied"},
+        ),
+    )
+    assert record["status"] == "failed"
+    assert record["reason"] == "Rewrite configuration: Permission denied"
+
+
+def test_attention_lists_the_places():
+    places = ["/opt/other/app.jks", "/home/a.pem", "/home/b.pem", "/srv/c.pem"]
+    record = _fleet.rotation_record(
+        "g1",
+        facts(deploy={"changed": True, "stores": [store(changed=True)]}, retire={"needs_attention": places}),
+    )
+    assert record["status"] == "attention"
+    assert "/opt/other/app.jks" in record["reason"] and "1 more" in record["reason"]
+
+
+def test_failed_wins_over_attention():
+    deploy = {"failed": True, "stores": [store(failed=True, msg="corrupt")]}
+    record = _fleet.rotation_record("g1", facts(deploy=deploy, retire={"needs_attention": ["/x"]}))
+    assert record["status"] == "failed"
+
+
+def test_unreachable_is_not_reached():
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"unreachable": True, "msg": "ssh: connect to host port 1"})
+    )
+    assert record["status"] == "not reached" and "connect to host" in record["reason"]
+
+
+def test_generation_label():
+    assert _fleet.generation_label("CN=Chiffrement_SNEV4,OU=SNE") == "V4"
+    assert _fleet.generation_label("CN=AC SNE v6") == "V6"
+    assert _fleet.generation_label("CN=Chiffrement SNE") == "retired"
+
+
+def test_audit_statuses():
+    found = {V4: [{"path": "/opt/app.jks"}], V5: [{"path": "/etc/guichet/certs/v5.pem"}]}
+    base = {
+        "stores": [{"path": "/opt/app.jks"}, {"path": "/etc/guichet/certs"}],
+        "current": [V5, AC5],
+        "retired": [V4],
+        "run_id": "a1",
+    }
+    record = _fleet.audit_record("g1", dict(base, scan={"found": found}))
+    assert record["status"] == "attention"
+    assert record["audit"]["retired_places"] == ["/opt/app.jks"]
+    assert record["audit"]["stores_without_current"] == ["/opt/app.jks"]
+    clean = _fleet.audit_record(
+        "g1",
+        dict(base, scan={"found": {V5: [{"path": "/opt/app.jks"}, {"path": "/etc/guichet/certs/x.pem"}]}}),
+    )
+    assert clean["status"] == "ok"
+    assert _fleet.audit_record("g1", dict(base, stores=[], scan={"found": found}))["status"] == "unconfigured"
+    assert (
+        _fleet.audit_record("g1", dict(base, scan={"unreachable": True, "msg": "x"}))["status"]
+        == "not reached"
+    )
+    assert _fleet.audit_record("g1", dict(base, scan={"failed": True, "msg": "boom"}))["reason"] == "boom"
+
+
+def test_fleet_view_accounts_for_every_host():
+    state = {"hosts": {"g3": {"host": "g3", "status": "changed", "run_id": "r0", "seen_at": "t0"}}}
+    records = {"g1": {"host": "g1", "status": "changed", "run_id": "r1"}}
+    view = _fleet.fleet_view(
+        scope=["g1", "g2", "g3", "g4", "g5"],
+        in_run=["g1", "g2", "g5"],
+        active=["g1", "g5"],
+        records=records,
+        state=state,
+        kind="rotation",
+        generation="V5",
+        run_id="r1",
+        now="t1",
+    )
+    by = {r["host"]: r for r in view}
+    assert [r["host"] for r in view] == ["g1", "g2", "g3", "g4", "g5"]
+    assert by["g1"]["status"] == "changed" and by["g1"]["in_this_run"]
+    assert by["g2"]["status"] == "not reached" and by["g2"]["in_this_run"]  # left the play
+    assert by["g3"]["status"] == "changed" and not by["g3"]["in_this_run"] and by["g3"]["run_id"] == "r0"
+    assert by["g4"]["status"] == "not reached" and "not rotated to V5" in by["g4"]["reason"]
+    assert by["g5"]["status"] == "pending"
+    assert _fleet.totals(view)["not reached"] == 2
+
+
+def test_merge_state_keeps_untouched_hosts_and_records_the_run():
+    state = {
+        "hosts": {
+            "g1": {"host": "g1", "status": "failed", "run_id": "r1"},
+            "g2": {"host": "g2", "status": "changed", "run_id": "r1"},
+        },
+        "runs": [{"run_id": "r1"}],
+    }
+    view = [
+        {"host": "g1", "status": "changed", "run_id": "r2", "in_this_run": True},
+        {"host": "g2", "status": "changed", "run_id": "r1", "in_this_run": False},
+        {"host": "g3", "status": "pending", "run_id": "r2", "in_this_run": True},
+    ]
+    new = _fleet.merge_state(state, view, {"run_id": "r2", "ended": "t2"}, "V5", "guichets")
+    assert new["hosts"]["g1"]["status"] == "changed" and new["hosts"]["g1"]["run_id"] == "r2"
+    assert new["hosts"]["g2"]["run_id"] == "r1"
+    assert "g3" not in new["hosts"]
+    assert "in_this_run" not in new["hosts"]["g1"]
+    assert [r["run_id"] for r in new["runs"]] == ["r1", "r2"]
+    assert new["generation"] == "V5" and new["schema"] == _fleet.STATE_SCHEMA
+
+
+def test_filter_shim():
+    assert FilterModule().filters()["host_status"] is host_status
+    assert host_status(facts(stores=[]), "g1")["status"] == "unconfigured"
+    assert host_status({"stores": [], "scan": {}}, "g1", kind="audit")["status"] == "unconfigured"
+    with pytest.raises(Exception, match="kind"):
+        host_status({}, "g1", kind="other")
+    with pytest.raises(Exception, match="dict"):
+        host_status("nope", "g1")
