@@ -111,6 +111,10 @@ class ActionModule(ActionBase):
                     record["proposal"] = "host_vars/%s.yml" % _safe_name(host)
                     if record.get("status") == "unconfigured":
                         record["reason"] += "; proposal: audit/host_vars/%s.yml" % _safe_name(host)
+                if kind == "rotation" and record.get("status") == "unconfigured":
+                    proposal = os.path.join(gen_dir, "audit", "host_vars", "%s.yml" % _safe_name(host))
+                    if os.path.isfile(proposal):  # written by the last audit.yml
+                        record["reason"] += "; proposal from the last audit: %s" % proposal
                 records[host] = record
 
         state_path = os.path.join(report_dir, "fleet-%s.json" % _safe_name(generation))

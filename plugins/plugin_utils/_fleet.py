@@ -156,7 +156,7 @@ def rotation_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
                         if isinstance(s, Mapping)]
     record["quarantined"] = [str(p) for p in _l(retire.get("quarantined"))]
     record["needs_attention"] = [str(p) for p in _l(retire.get("needs_attention"))]
-    record["config_rewritten"] = [str(p) for p in _l(retire.get("config_rewritten"))]
+    record["config_rewritten"] = sorted({str(p) for p in _l(retire.get("config_rewritten"))})
     record["probe"] = _probe_record(probe)
     changed = (bool(deploy.get("changed")) or any(s["changed"] for s in record["stores"])
                or bool(record["quarantined"]) or bool(record["config_rewritten"])
