@@ -123,8 +123,8 @@ class ActionModule(ActionBase):
                                  state, kind, generation, args["run_id"], now)
         run = {"run_id": args["run_id"], "started": args["started"], "ended": now,
                "check_mode": check_mode, "limit": args["limit"], "hosts": len(records)}
-        history: List[Dict[str, Any]] = [r for r in (state or {}).get("runs", [])
-                                          if r.get("run_id") != args["run_id"]] + [run]
+        earlier = [r for r in (state or {}).get("runs", []) if r.get("run_id") != args["run_id"]]
+        history: List[Dict[str, Any]] = earlier + [run]
         report = {
             "schema": _fleet.REPORT_SCHEMA, "kind": kind, "generation": generation,
             "run_id": args["run_id"], "started": args["started"], "ended": now,

@@ -729,8 +729,8 @@ def _stores_html(host: Mapping, report: Mapping) -> str:
             '<div class="store%s">' % (" failed" if failed else (" changed" if changed else "")),
             '<div class="path">%s%s</div>' % (_path_html(store.get("path")),
                                               ' <span class="label">%s</span>' % _e(kind) if kind else ""),
-            '<div class="gen">%s \u2192 %s%s</div>' % (_e(_generations(store.get("before"))),
-                                                     _e(_generations(store.get("after"))), tag),
+            '<div class="gen">%s \u2192 %s%s</div>'
+            % (_e(_generations(store.get("before"))), _e(_generations(store.get("after"))), tag),
         ]
         if _store_msg(store):
             parts.append('<div class="msg">%s</div>' % _e(_store_msg(store)))
@@ -1057,7 +1057,8 @@ def _hosts_html(report: Mapping, hosts: list[dict], ids: dict[int, str]) -> list
         status = _status(host)
         out.append(
             '<tr id="%s" data-host="%s" data-status="%s" data-action="%d" data-index="%d">'
-            % (_e(ids[id(host)]), _e(_one_line(host.get("host"))), _e(status), _needs_action(status), index)
+            % (_e(ids[id(host)]), _e(_one_line(host.get("host"))), _e(status),
+               int(_needs_action(status)), index)
         )
         for key, heading, _weight, _always in columns:
             html_, sort = row[key]

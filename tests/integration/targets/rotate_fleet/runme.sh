@@ -47,9 +47,9 @@ recap() {
 # matches every PATTERN.
 healthy() {
   local log="$1" host; shift
-  for host in $(sed -n '/^PLAY RECAP/,$p' "$log" | grep -oE '^guichet-[0-9]+' | grep -vxE "$BROKEN|$UNCONF"); do
+  while read -r host; do
     for pattern in "$@"; do recap "$log" "$host" "$pattern"; done
-  done
+  done < <(sed -n '/^PLAY RECAP/,$p' "$log" | grep -oE '^guichet-[0-9]+' | grep -vxE "$BROKEN|$UNCONF")
   [ "$(sed -n '/^PLAY RECAP/,$p' "$log" | grep -cE '^guichet-')" -eq "$HOSTS" ] || fail "$log: not every host in the recap"
 }
 expect_rc() {  # expect_rc RC LOG -- command...
@@ -286,7 +286,7 @@ check --snapshot "$WORK/after-v5.json"
 expect_rc 0 "$WORK/v6.log" -- play sne.guichet.rotate -e @"$WORK/v6.yml" -e sne_run_id=it-v6
 healthy "$WORK/v6.log" "failed=0" "unreachable=0"
 check --expect rotated --generation V6 --baseline "$WORK/after-v5.json" --repaired "$BROKEN" --configured "$UNCONF"
-[ -s "$REPORTS/fleet-V6.json" ] && [ -s "$REPORTS/fleet-V5.json" ] || fail "V5 and V6 fleet states are not separate"
+if [ ! -s "$REPORTS/fleet-V6.json" ] || [ ! -s "$REPORTS/fleet-V5.json" ]; then fail "V5 and V6 fleet states are not separate"; fi
 report "$REPORTS/V6/report.json" '
 assert r["generation"] == "V6" and r["run_id"] == "it-v6"
 for h in hosts.values():

@@ -636,7 +636,9 @@ def test_references_name_the_files_holding_the_fingerprints(pki, referenced):
     result = scan([str(root)], sha256=[fp(pki, "chiffrement-v4"), fp(pki, "chiffrement-v5")],
                   references_of=[fp(pki, "chiffrement-v4").replace(":", "").lower()],
                   exclude=["*/logs"], max_depth=5)
-    text = lambda rel: str(root / rel)  # noqa: E731
+    def text(rel):
+        return str(root / rel)
+
     assert result["references"] == {
         v4["odd"]: [text("conf/legacy.conf")],
         v4["pem"]: [text("conf/legacy.conf")],
