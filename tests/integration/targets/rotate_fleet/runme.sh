@@ -15,8 +15,8 @@
 #      the fleet report shows it "changed" and every other host as the previous run left it;
 #      the unconfigured host, given its proposal, converges;
 #   6. the next rotation by variables only: V5 -> V6 on the same fleet, simulator on V6;
-#   7. rollback refuses after the revocation hour without force; rollback of every run,
-#      newest first, twice: back to the original bytes, the second time changed=0.
+#   7. rollback refuses after the revocation hour without force; rollback of the V6 run gives
+#      back the V5 bytes, then of the V5 runs the original bytes; each second time changed=0.
 set -euo pipefail
 
 COLL="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/sne/guichet"
@@ -306,11 +306,16 @@ expect_rc 2 "$WORK/rollback-refused.log" -- play sne.guichet.rollback -e sne_rol
 grep -q "sne_rollback_force" "$WORK/rollback-refused.log" || fail "the refusal does not say how to force"
 check --expect untouched --baseline "$WORK/after-v6.json"
 
-echo "== 7b. rollback of every run, newest first, twice: the original bytes"
-for run in it-v6 it-4 it-3 it-1; do
+echo "== 7b. rollback of the V6 run, twice: the V5 bytes again, the second time changed=0"
+expect_rc 0 "$WORK/rollback-it-v6.log" -- play sne.guichet.rollback -e sne_rollback_run_id=it-v6
+expect_rc 0 "$WORK/rollback2-it-v6.log" -- play sne.guichet.rollback -e sne_rollback_run_id=it-v6
+healthy "$WORK/rollback2-it-v6.log" "changed=0" "failed=0"
+check --expect untouched --baseline "$WORK/after-v5.json" \
+  --ignore var/backups --ignore var/lib/sne-guichet --ignore var/log
+
+echo "== 7c. rollback of the V5 runs, newest first, each twice: the original bytes"
+for run in it-4 it-3 it-1; do
   expect_rc 0 "$WORK/rollback-$run.log" -- play sne.guichet.rollback -e sne_rollback_run_id="$run"
-done
-for run in it-v6 it-4 it-3 it-1; do
   expect_rc 0 "$WORK/rollback2-$run.log" -- play sne.guichet.rollback -e sne_rollback_run_id="$run"
   healthy "$WORK/rollback2-$run.log" "changed=0" "failed=0"
 done
