@@ -636,6 +636,7 @@ def test_references_name_the_files_holding_the_fingerprints(pki, referenced):
     result = scan([str(root)], sha256=[fp(pki, "chiffrement-v4"), fp(pki, "chiffrement-v5")],
                   references_of=[fp(pki, "chiffrement-v4").replace(":", "").lower()],
                   exclude=["*/logs"], max_depth=5)
+
     def text(rel):
         return str(root / rel)
 
