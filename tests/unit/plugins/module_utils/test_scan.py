@@ -534,32 +534,35 @@ def test_permission_denied_is_unreadable(pki, tmp_path, monkeypatch):
         {"path": str(secret), "reason": "cannot open: Permission denied", "format": None}]
 
 
+class Exit(Exception):
+    """What the fake module raises where AnsibleModule would exit."""
+
+
+class Module:
+    """Just what run_scan uses of AnsibleModule; ``tools=False``: no command may run."""
+
+    def __init__(self, params, check_mode=False, tools=True):
+        self.params, self.check_mode, self.tools = params, check_mode, tools
+
+    def exit_json(self, **kwargs):
+        self.result = kwargs
+        raise Exit()
+
+    def fail_json(self, **kwargs):
+        self.result = dict(kwargs, failed=True)
+        raise Exit()
+
+    def get_bin_path(self, name, required=False):
+        return shutil.which(name) if self.tools else None
+
+    def run_command(self, argv, data=None, environ_update=None, binary_data=False):
+        if not self.tools:
+            raise AssertionError("no command expected")
+        return run_command(argv, data, environ_update)
+
+
 def test_run_scan_never_changes_anything(pki, tmp_path):
     write(tmp_path / "v4.pem", cert(pki, "chiffrement-v4", "pem"))
-
-    class Exit(Exception):
-        pass
-
-    class Module:
-        check_mode = False
-
-        def __init__(self, params):
-            self.params = params
-
-        def exit_json(self, **kwargs):
-            self.result = kwargs
-            raise Exit()
-
-        def fail_json(self, **kwargs):
-            self.result = dict(kwargs, failed=True)
-            raise Exit()
-
-        def get_bin_path(self, name, required=False):
-            return shutil.which(name)
-
-        def run_command(self, argv, data=None, environ_update=None, binary_data=False):
-            return run_command(argv, data, environ_update)
-
     params = dict(paths=[str(tmp_path)], sha256=[fp(pki, "chiffrement-v4")], max_depth=6, exclude=[],
                   max_file_size=_scan.DEFAULT_MAX_FILE_SIZE, passwords=None)
     module = Module(params)
@@ -691,33 +694,9 @@ def test_unreadable_says_the_format_when_the_structure_was_read(pki, tmp_path):
 
 def test_run_scan_passes_references_of(pki, referenced):
     root, v4 = referenced
-
-    class Exit(Exception):
-        pass
-
-    class Module:
-        check_mode = True
-
-        def __init__(self, params):
-            self.params = params
-
-        def exit_json(self, **kwargs):
-            self.result = kwargs
-            raise Exit()
-
-        def fail_json(self, **kwargs):
-            self.result = dict(kwargs, failed=True)
-            raise Exit()
-
-        def get_bin_path(self, name, required=False):
-            return None
-
-        def run_command(self, argv, data=None, environ_update=None, binary_data=False):
-            raise AssertionError("no command expected")
-
     module = Module(dict(paths=[str(root / "conf")], sha256=[], max_depth=6, exclude=[],
                          max_file_size=_scan.DEFAULT_MAX_FILE_SIZE, passwords=None,
-                         references_of=[fp(pki, "chiffrement-v4")]))
+                         references_of=[fp(pki, "chiffrement-v4")]), check_mode=True, tools=False)
     with pytest.raises(Exit):
         _scan.run_scan(module)
     assert module.result["references"] == {v4["conf"]: [str(root / "conf" / "guichet.properties")]}
