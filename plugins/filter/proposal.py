@@ -42,11 +42,10 @@ def host_vars_proposal_yaml(data: Mapping[str, Any], current: Any = None, retire
                             authority_name: Optional[str] = None,
                             date: Optional[str] = None) -> str:
     """``data``: a proposal (from host_vars_proposal), or a scan result, proposed first."""
+    if isinstance(data, Mapping) and "sne_guichet_stores" not in data:
+        data = host_vars_proposal(data, current, retired, generation, host, stores, search_paths,
+                                  config_files, certificate_name, authority_name)
     try:
-        if isinstance(data, Mapping) and "sne_guichet_stores" not in data:
-            data = propose(data, current, retired, generation or "", host=host, stores=stores,
-                           search_paths=search_paths, config_files=config_files,
-                           certificate_name=certificate_name, authority_name=authority_name)
         return render_yaml(data, host=host, date=date)
     except ProposalError as exc:
         raise AnsibleFilterError("host_vars_proposal_yaml: %s" % exc)
