@@ -13,7 +13,7 @@ import datetime
 import json
 import os
 import tempfile
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
@@ -123,14 +123,12 @@ class ActionModule(ActionBase):
                                  state, kind, generation, args["run_id"], now)
         run = {"run_id": args["run_id"], "started": args["started"], "ended": now,
                "check_mode": check_mode, "limit": args["limit"], "hosts": len(records)}
-        earlier = [r for r in (state or {}).get("runs", []) if r.get("run_id") != args["run_id"]]
-        history: List[Dict[str, Any]] = earlier + [run]
         report = {
             "schema": _fleet.REPORT_SCHEMA, "kind": kind, "generation": generation,
             "run_id": args["run_id"], "started": args["started"], "ended": now,
             "check_mode": check_mode, "target": args["target"], "limit": args["limit"],
-            "revocation_time": args["revocation_time"] or None, "deployed": args["deployed"],
-            "totals": _fleet.totals(view), "hosts": view, "history": history[-50:],
+            "revocation_time": args["revocation_time"] or None, "deployed": _deployed(args["deployed"]),
+            "totals": _fleet.totals(view), "hosts": view, "history": _fleet.run_history(state, run),
         }
 
         if kind == "audit":
@@ -167,6 +165,13 @@ class ActionModule(ActionBase):
                       failing_hosts=failing,
                       needs_action=sorted(r["host"] for r in view if r["status"] in _fleet.NEEDS_ACTION))
         return result
+
+
+def _deployed(deployed: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """The certificate and authority deployed, as the report shows them (no PEM, no chain)."""
+    return {role: {k: v for k, v in facts.items() if k in ("sha256", "subject", "not_after")}
+            for role, facts in deployed.items()
+            if role in ("certificate", "authority") and isinstance(facts, dict)}
 
 
 def _progress(started: str, done: int, pending: int) -> str:

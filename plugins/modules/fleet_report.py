@@ -95,8 +95,8 @@ options:
       the time left before it, or since when it is revoked.
     type: str
   deployed:
-    description: What was deployed - C(certificate) and C(authority), each with C(sha256),
-      C(subject), C(not_after).
+    description: What was deployed - C(certificate) and C(authority), for example the
+      C(sne.guichet.bundle) result's; only their C(sha256), C(subject) and C(not_after) are reported.
     type: dict
     default: {}
   update_state:

@@ -288,6 +288,13 @@ def totals(hosts: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
     return counts
 
 
+def run_history(state: Optional[Mapping[str, Any]], run: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """The state's runs (the last 50) with ``run`` last, in place of an earlier run of its id."""
+    history = [dict(r) for r in _l(_d(state).get("runs")) if _d(r).get("run_id") != run.get("run_id")]
+    history.append(dict(run))
+    return history[-50:]
+
+
 def merge_state(state: Optional[Mapping[str, Any]], view: Sequence[Mapping[str, Any]],
                 run: Mapping[str, Any], generation: str, target: str) -> Dict[str, Any]:
     """The fleet state after a real run: the hosts this run saw take their new record.
@@ -303,8 +310,6 @@ def merge_state(state: Optional[Mapping[str, Any]], view: Sequence[Mapping[str, 
             clean = dict(record)
             clean.pop("in_this_run", None)
             hosts[str(record["host"])] = clean
-    history = [dict(r) for r in _l(old.get("runs")) if _d(r).get("run_id") != run.get("run_id")]
-    history.append(dict(run))
     return {"schema": STATE_SCHEMA, "generation": generation, "target": target,
-            "updated": run.get("ended", ""), "runs": history[-50:],
+            "updated": run.get("ended", ""), "runs": run_history(old, run),
             "hosts": dict(sorted(hosts.items()))}

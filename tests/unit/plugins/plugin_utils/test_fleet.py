@@ -255,3 +255,11 @@ def test_filter_shim():
         host_status({}, "g1", kind="other")
     with pytest.raises(Exception, match="dict"):
         host_status("nope", "g1")
+
+
+def test_run_history_replaces_a_run_of_the_same_id_and_keeps_fifty():
+    state = {"runs": [{"run_id": "r%d" % i} for i in range(60)]}
+    history = _fleet.run_history(state, {"run_id": "r59", "ended": "t"})
+    assert len(history) == 50 and history[-1] == {"run_id": "r59", "ended": "t"}
+    assert [r["run_id"] for r in history].count("r59") == 1
+    assert _fleet.run_history(None, {"run_id": "a"}) == [{"run_id": "a"}]
