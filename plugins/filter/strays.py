@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+from ansible_collections.sne.guichet.plugins.plugin_utils._fleet import inside, stores_without
+
 MOVABLE_FORMATS = ("pem", "der", "base64")
 
 
@@ -16,22 +18,13 @@ def strays(files: Dict[str, Dict[str, Any]], declared: Optional[List[str]] = Non
     movable: List[str] = []
     attention: List[str] = []
     for path, info in sorted((files or {}).items()):
-        if any(_inside(path, d) for d in declared_paths):
+        if any(inside(path, d) for d in declared_paths):
             continue
         if info.get("format") in MOVABLE_FORMATS and info.get("matched") == info.get("certificates"):
             movable.append(path)
         else:
             attention.append(path)
     return {"movable": movable, "attention": attention}
-
-
-def _inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def stores_without(store_paths: List[str], places: List[str]) -> List[str]:
-    """The stores (files or folders) in which none of ``places`` is."""
-    return [store for store in store_paths or [] if not any(_inside(p, store) for p in places or [])]
 
 
 class FilterModule:

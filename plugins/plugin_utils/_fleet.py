@@ -213,7 +213,7 @@ def audit_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
             target.extend(p for p in paths if p and p not in target)
     retired_places.sort()
     current_places.sort()
-    without = [s for s in stores if not any(_inside(p, s) for p in current_places)]
+    without = stores_without(stores, current_places)
     record["audit"] = {"retired_places": retired_places, "current_places": current_places,
                        "stores_without_current": without,
                        "unreadable": [_d(u) for u in _l(scan.get("unreadable"))]}
@@ -231,8 +231,15 @@ def audit_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
     return record
 
 
-def _inside(path: str, root: str) -> bool:
+def inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or below it."""
+    root = root.rstrip("/") or "/"
     return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def stores_without(store_paths: Sequence[str], places: Sequence[str]) -> List[str]:
+    """The stores (files or folders) in which none of ``places`` is."""
+    return [store for store in store_paths or [] if not any(inside(p, store) for p in places or [])]
 
 
 def never_seen(host: str, kind: str, generation: str) -> Dict[str, Any]:

@@ -40,6 +40,8 @@ import posixpath
 import re
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
+from ansible_collections.sne.guichet.plugins.plugin_utils._fleet import inside
+
 # The variables of the fragment, in the order they are rendered.
 VARIABLES = ("sne_guichet_stores", "sne_guichet_config_files", "sne_guichet_search_paths")
 
@@ -77,12 +79,6 @@ def normalize_fingerprint(value: Any) -> str:
 def slug(text: str) -> str:
     """Lower-case ASCII letters, digits and ``_`` (what a variable name may hold)."""
     return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
-
-
-def inside(path: str, root: str) -> bool:
-    """``path`` is ``root`` or below it."""
-    root = root.rstrip("/") or "/"
-    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 def anchors_folder(path: str) -> Optional[Tuple[str, str]]:
