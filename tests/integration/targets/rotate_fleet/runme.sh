@@ -5,7 +5,8 @@
 # hosts' files with keytool and openssl, not with the collection's code, and the reports are
 # read back (JSON, JUnit with junitparser, HTML in headless Chromium).
 #
-#   0. a target pattern that matches no host fails the run, naming the pattern;
+#   0. a target pattern that matches no host fails the run, naming the pattern; so does a
+#      revocation hour without its offset;
 #   1. rotate --check --diff changes no byte, and its report says DRY RUN;
 #   2. rotate: healthy hosts converge and pass the asynchronous check, the broken host is
 #      failed and left unchanged, the host without declared stores is "unconfigured" (failed);
@@ -114,6 +115,8 @@ echo "== 0. a target pattern that matches no host fails, naming it"
 expect_rc 2 "$WORK/nohost.log" -- play sne.guichet.rotate -e sne_target=guichetz
 grep -q "guichetz" "$WORK/nohost.log" || fail "the message does not name the pattern"
 grep -q "matches no host" "$WORK/nohost.log" || fail "no 'matches no host' message"
+expect_rc 2 "$WORK/naive-time.log" -- play sne.guichet.rotate -e sne_revocation_time=2026-12-01T09:00:00
+grep -q "not an ISO 8601 instant with its offset" "$WORK/naive-time.log" || fail "a revocation hour without offset was taken"
 
 echo "== 1. rotate --check --diff changes no byte; its report says DRY RUN"
 expect_rc 2 "$WORK/check.log" -- play sne.guichet.rotate --check --diff -e sne_run_id=it-check
