@@ -42,26 +42,26 @@ import re
 import stat
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as _p12
-from ansible_collections.sne.guichet.plugins.module_utils._certs import (
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import UNKNOWN_FORMAT, StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import (
+    normalize_fingerprint,
+    sha256_fingerprint,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
+from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
+from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
+    TAG_PRIVATE_KEY,
+    TAG_TRUSTED_CERT,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import parse as parse_jks
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     CERTIFICATE_LABELS,
     cert_info,
     certificate_from_block,
     load_certificates,
     pem_blocks,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._jks import (
-    TAG_PRIVATE_KEY,
-    TAG_TRUSTED_CERT,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._jks import parse as parse_jks
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    UNKNOWN_FORMAT,
-    StoreError,
-    StoreSpec,
-    module_tools,
-    normalize_fingerprint,
-    sha256_fingerprint,
 )
 
 DEFAULT_MAX_DEPTH = 6
@@ -646,7 +646,7 @@ class Scanner:
             except (ValueError, TypeError):
                 pass
         if self.run_command is not None and self.find_tool is not None and self.find_tool("keytool"):
-            store = _p12.Pkcs12Store(StoreSpec(real, "pkcs12", password), self.run_command, self.find_tool)
+            store = Pkcs12Store(StoreSpec(real, "pkcs12", password), self.run_command, self.find_tool)
             try:
                 store.load()
             except StoreError as exc:

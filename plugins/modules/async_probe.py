@@ -431,7 +431,7 @@ anomalies:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sne.guichet.plugins.module_utils._async_probe import (
+from ansible_collections.sne.guichet.plugins.module_utils._probe.probe import (
     CERTIFICATE_TYPES,
     run_async_probe,
 )

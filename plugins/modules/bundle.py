@@ -328,8 +328,8 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.sne.guichet.plugins.module_utils._bundle_module import run_bundle
-from ansible_collections.sne.guichet.plugins.module_utils._cryptography_dep import (
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.run import run_bundle
+from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import (
     CRYPTOGRAPHY_IMPORT_ERROR,
     cryptography_problem,
 )

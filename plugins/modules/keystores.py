@@ -243,8 +243,8 @@ run_id:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sne.guichet.plugins.module_utils._keystores import STORE_TYPES
-from ansible_collections.sne.guichet.plugins.module_utils._keystores_module import run_keystores
+from ansible_collections.sne.guichet.plugins.module_utils._stores.engine import STORE_TYPES
+from ansible_collections.sne.guichet.plugins.module_utils._stores.run import run_keystores
 
 
 def main() -> None:

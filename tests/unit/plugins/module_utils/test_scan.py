@@ -16,8 +16,7 @@ from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
 from javatools import keytool, needs_keytool
 
 from ansible_collections.sne.guichet.plugins.module_utils import _scan
-from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as _p12
-from ansible_collections.sne.guichet.plugins.module_utils._certs import cert_info
+from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
 from ansible_collections.sne.guichet.plugins.module_utils._scan import (
     DER,
     JCEKS,
@@ -28,6 +27,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._scan import (
     classify,
     scan,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import cert_info
 
 P12_PASSWORD = "p12-Secret!"
 TRUST_PASSWORD = "trust-Secret!"

@@ -16,21 +16,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from javatools import PASSWORD, keytool, make_cert, needs_keytool
 
-from ansible_collections.sne.guichet.plugins.module_utils import _atomic, _jks, _store_jks
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+from ansible_collections.sne.guichet.plugins.module_utils._common import io as _atomic
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
     IO_ERROR,
     NOT_FOUND,
     UNKNOWN_FORMAT,
     VERIFY_FAILED,
     WRONG_PASSWORD,
-    CertEntry,
-    Plan,
     StoreError,
-    StoreSpec,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._store_jks import JksStore
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._formats import jks as _jks
+from ansible_collections.sne.guichet.plugins.module_utils._stores import jks as _store_jks
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan, StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.jks import JksStore
 
 pytestmark = needs_keytool
 

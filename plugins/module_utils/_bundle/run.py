@@ -13,19 +13,11 @@ import hashlib
 import os
 from typing import Any, Dict, List, Tuple
 
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import atomic_write
-from ansible_collections.sne.guichet.plugins.module_utils._bundle import (
-    BundleError,
-    Limits,
-    Policy,
-    verify_bundle,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._fetch import (
-    FetchError,
-    is_url,
-    read_source,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.fetch import FetchError, is_url, read_source
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.intake import BundleError, Limits
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.policy import Policy, verify_bundle
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import atomic_write
 
 
 def parse_instant(value: str) -> datetime.datetime:

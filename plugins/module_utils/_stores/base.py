@@ -14,45 +14,10 @@ replaces the original. Identity is the SHA-256 of the certificate DER.
 
 from __future__ import annotations
 
-import hashlib
-import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
-# Error codes a backend reports; the module maps them to messages for the operator.
-WRONG_PASSWORD = "wrong_password"
-CORRUPT = "corrupt"
-UNKNOWN_FORMAT = "unknown_format"
-TOOL_MISSING = "tool_missing"
-NOT_FOUND = "not_found"
-IO_ERROR = "io_error"
-VERIFY_FAILED = "verify_failed"
-UNSUPPORTED = "unsupported"
-
-
-class StoreError(Exception):
-    """A store could not be read or written; it has been left as it was."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def sha256_fingerprint(der: bytes) -> str:
-    """SHA-256 of a DER blob, formatted as ``openssl x509 -fingerprint -sha256`` prints it."""
-    digest = hashlib.sha256(der).hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
-
-
-def normalize_fingerprint(value: str) -> str:
-    """Accept AA:BB.., aabb.., 'sha256 Fingerprint=AA:..' and return the canonical form."""
-    text = value.strip()
-    if "=" in text:
-        text = text.split("=", 1)[1]
-    hexdigits = "".join(ch for ch in text if ch not in ": \t\r\n").upper()
-    if len(hexdigits) != 64 or any(ch not in "0123456789ABCDEF" for ch in hexdigits):
-        raise ValueError("not a SHA-256 fingerprint: %r" % value)
-    return ":".join(hexdigits[i:i + 2] for i in range(0, 64, 2))
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
+from ansible_collections.sne.guichet.plugins.module_utils._common.tools import CommandRunner
 
 
 class CertEntry:
@@ -108,29 +73,6 @@ class StoreSpec:
         return "StoreSpec(%r, %r)" % (self.path, self.type)
 
 
-# run_command(argv, data=None) -> (rc, stdout, stderr); AnsibleModule.run_command fits.
-CommandRunner = Callable[..., Any]
-
-
-def module_tools(module: Any) -> Tuple[CommandRunner, Callable[[str], Optional[str]]]:
-    """The ``run_command`` and ``find_tool`` the backends take, from an AnsibleModule.
-
-    ``find_tool`` accepts a bare name (looked up like AnsibleModule.get_bin_path) or an
-    absolute path (used if executable).
-    """
-
-    def run_command(argv: List[str], data: Optional[str] = None,
-                    environ_update: Optional[dict] = None) -> Any:
-        return module.run_command(argv, data=data, environ_update=environ_update,
-                                  binary_data=False)
-
-    def find_tool(name: str) -> Optional[str]:
-        if os.path.isabs(name):
-            return name if os.access(name, os.X_OK) else None
-        return module.get_bin_path(name, required=False)
-
-    return run_command, find_tool
-
 
 class Store:
     """Base class of the backends.
@@ -166,3 +108,4 @@ class Store:
         """Carry out the plan, saving every file first with ``backups.save(path)``
         (an ``_atomic.Backups``); return the backup path (or None when no backup)."""
         raise NotImplementedError
+

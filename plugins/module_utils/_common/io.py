@@ -25,10 +25,7 @@ import tempfile
 import time
 from typing import Callable, Optional
 
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    IO_ERROR,
-    StoreError,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import IO_ERROR, StoreError
 
 
 def _os_error(action: str, path: str, exc: OSError) -> StoreError:

@@ -24,9 +24,7 @@ import hashlib
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    sha256_fingerprint,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 
 # Universal tags used below.
 _BOOLEAN = 0x01

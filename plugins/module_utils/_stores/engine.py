@@ -15,27 +15,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
-from ansible_collections.sne.guichet.plugins.module_utils._certs import (
-    cert_info,
-    load_certificates,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    CertEntry,
-    CommandRunner,
-    Store,
-    StoreError,
-    StoreSpec,
-    normalize_fingerprint,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._store_files import (
-    DerStore,
-    PemDirStore,
-    PemStore,
-    TrustAnchorStore,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._store_jks import JksStore
-from ansible_collections.sne.guichet.plugins.module_utils._store_pkcs12 import Pkcs12Store
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import normalize_fingerprint
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._common.tools import CommandRunner
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Store, StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.der import DerStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.jks import JksStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pem import PemStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pem_dir import PemDirStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
+from ansible_collections.sne.guichet.plugins.module_utils._stores.trust_anchors import TrustAnchorStore
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import cert_info, load_certificates
 
 BACKENDS: Dict[str, Type[Store]] = {
     "pem": PemStore,

@@ -27,31 +27,30 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as _p12
-from ansible_collections.sne.guichet.plugins.module_utils._certs import (
-    cert_info,
-    der_to_pem,
-    load_certificates,
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import normalize_fingerprint
+from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
+from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
+from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
+    TAG_PRIVATE_KEY,
+    TAG_TRUSTED_CERT,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._envelope import (
+from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import parse as parse_jks
+from ansible_collections.sne.guichet.plugins.module_utils._probe.envelope import (
     EnvelopeError,
     check_envelope,
     encrypt,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._jks import (
-    TAG_PRIVATE_KEY,
-    TAG_TRUSTED_CERT,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._jks import parse as parse_jks
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    StoreError,
-    StoreSpec,
-    module_tools,
-    normalize_fingerprint,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._transports import (
+from ansible_collections.sne.guichet.plugins.module_utils._probe.transports import (
     TransportError,
     make_transport,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
+    cert_info,
+    der_to_pem,
+    load_certificates,
 )
 
 CERTIFICATE_TYPES = ("pem", "der", "jks", "pkcs12")
@@ -166,7 +165,7 @@ def _pkcs12_candidates(path: str, data: bytes, password: Optional[str], run_comm
         except (ValueError, TypeError):
             pass
     if run_command is not None and find_tool is not None and find_tool("keytool"):
-        store = _p12.Pkcs12Store(StoreSpec(path, "pkcs12", password), run_command, find_tool)
+        store = Pkcs12Store(StoreSpec(path, "pkcs12", password), run_command, find_tool)
         store.load()
         return [(entry.alias, entry.ders[0]) for entry in store.listing if entry.ders]
     raise ProbeError("certificate", "the certificates of %s are encrypted with an algorithm the "

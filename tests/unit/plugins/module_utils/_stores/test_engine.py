@@ -9,14 +9,14 @@ import subprocess
 
 import pytest
 
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
-from ansible_collections.sne.guichet.plugins.module_utils._keystores import (
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.engine import (
     ArgumentError,
     absent_set,
     converge,
     wanted_entries,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import StoreSpec
 
 
 def _text(pki, cert_id):

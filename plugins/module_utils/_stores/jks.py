@@ -17,12 +17,14 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Set, Union
 
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import (
-    Backups,
-    _os_error,
-    atomic_write,
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
+    NOT_FOUND,
+    VERIFY_FAILED,
+    WRONG_PASSWORD,
+    StoreError,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._jks import (
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, _os_error, atomic_write
+from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
     JKS_MAGIC,
     TAG_PRIVATE_KEY,
     TAG_SECRET_KEY,
@@ -32,15 +34,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._jks import (
     parse,
     serialize,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    NOT_FOUND,
-    VERIFY_FAILED,
-    WRONG_PASSWORD,
-    CertEntry,
-    Plan,
-    Store,
-    StoreError,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan, Store
 
 
 def as_backups(backups: Union[Backups, str, None]) -> Backups:

@@ -10,14 +10,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from javatools import PASSWORD, keytool, make_cert, needs_keytool
 
-from ansible_collections.sne.guichet.plugins.module_utils import _jks
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
     UNKNOWN_FORMAT,
     WRONG_PASSWORD,
     StoreError,
-    sha256_fingerprint,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
+from ansible_collections.sne.guichet.plugins.module_utils._formats import _java
+from ansible_collections.sne.guichet.plugins.module_utils._formats import jks as _jks
 
 pytestmark = needs_keytool
 
@@ -116,16 +117,16 @@ def test_modified_utf8_aliases_from_java(jks_world):
     ("😀", b"\xed\xa0\xbd\xed\xb8\x80"), ("\u07ff\u0800\uffff", b"\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"),
 ])
 def test_modified_utf8_vectors(text, encoded):
-    assert _jks.encode_modified_utf8(text) == encoded
-    assert _jks.decode_modified_utf8(encoded) == text
+    assert _java.encode_modified_utf8(text) == encoded
+    assert _java.decode_modified_utf8(encoded) == text
     assert _jks.write_utf(text) == struct.pack(">H", len(encoded)) + encoded
 
 
 @given(st.text())
 def test_modified_utf8_round_trip(text):
-    encoded = _jks.encode_modified_utf8(text)
+    encoded = _java.encode_modified_utf8(text)
     assert b"\x00" not in encoded
-    assert _jks.decode_modified_utf8(encoded) == text
+    assert _java.decode_modified_utf8(encoded) == text
     if "\x00" not in text and all(ord(ch) < 0x10000 for ch in text):
         assert encoded == text.encode("utf-8")  # same as UTF-8 on the BMP without NUL
 
@@ -133,7 +134,7 @@ def test_modified_utf8_round_trip(text):
 @pytest.mark.parametrize("bad", [b"\x00", b"\xc3", b"\xe2\x82", b"\xff", b"\x80"])
 def test_modified_utf8_rejects_garbage(bad):
     with pytest.raises(ValueError):
-        _jks.decode_modified_utf8(bad)
+        _java.decode_modified_utf8(bad)
 
 
 # ------------------------------------------------------------------ edits

@@ -21,13 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from ansible_collections.sne.guichet.plugins.module_utils import _atomic, _store_files
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
-from ansible_collections.sne.guichet.plugins.module_utils._certs import (
-    der_to_pem,
-    subject_hash,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+from ansible_collections.sne.guichet.plugins.module_utils._common import io as _atomic
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
     IO_ERROR,
     NOT_FOUND,
@@ -35,16 +30,17 @@ from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
     UNKNOWN_FORMAT,
     UNSUPPORTED,
     VERIFY_FAILED,
-    CertEntry,
     StoreError,
-    StoreSpec,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._store_files import (
-    DerStore,
-    PemDirStore,
-    PemStore,
-    TrustAnchorStore,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._stores import _files as _store_files
+from ansible_collections.sne.guichet.plugins.module_utils._stores import pem as _pem_backend
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.der import DerStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pem import PemStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.pem_dir import PemDirStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.trust_anchors import TrustAnchorStore
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem, subject_hash
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
@@ -362,7 +358,7 @@ def test_pem_verify_failure_leaves_file(tmp_path, pki, present, absent, backups,
             verify(tmp)
         return real(p, data, verify=bad, **kw)
 
-    monkeypatch.setattr(_store_files, "atomic_write", tampering)
+    monkeypatch.setattr(_pem_backend, "atomic_write", tampering)
     with pytest.raises(StoreError) as err:
         converge(make(PemStore, path, "pem"), present, absent, backups)
     assert err.value.code == VERIFY_FAILED

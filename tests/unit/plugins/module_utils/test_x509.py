@@ -20,10 +20,8 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.sne.guichet.plugins.module_utils import _certs
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    sha256_fingerprint,
-)
+from ansible_collections.sne.guichet.plugins.module_utils import _x509 as _certs
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")

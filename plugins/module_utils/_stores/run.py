@@ -11,16 +11,14 @@ from __future__ import annotations
 
 from typing import Any, List
 
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
-from ansible_collections.sne.guichet.plugins.module_utils._keystores import (
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._stores.engine import (
     ArgumentError,
     absent_set,
     converge,
     wanted_entries,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
-    StoreSpec,
-    module_tools,
 )
 
 

@@ -15,14 +15,10 @@ import zipfile
 
 import pytest
 
-from ansible_collections.sne.guichet.plugins.module_utils import _bundle
-from ansible_collections.sne.guichet.plugins.module_utils._bundle import (
-    BundleError,
-    Limits,
-    Policy,
-    verify_bundle,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._bundle_module import parse_instant
+from ansible_collections.sne.guichet.plugins.module_utils._bundle import intake as _bundle
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.intake import BundleError, Limits
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.policy import Policy, verify_bundle
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.run import parse_instant
 
 VALID_AT = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 

@@ -17,10 +17,8 @@ from hypothesis import strategies as st
 from javatools import ENV, PASSWORD, keytool, needs_keytool
 from javatools import make_cert_and_key as make_cert
 
-from ansible_collections.sne.guichet.plugins.module_utils import _atomic
-from ansible_collections.sne.guichet.plugins.module_utils import _store_pkcs12 as P
-from ansible_collections.sne.guichet.plugins.module_utils._atomic import Backups
-from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
+from ansible_collections.sne.guichet.plugins.module_utils._common import io as _atomic
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
     IO_ERROR,
     NOT_FOUND,
@@ -28,10 +26,13 @@ from ansible_collections.sne.guichet.plugins.module_utils._store_base import (
     UNKNOWN_FORMAT,
     VERIFY_FAILED,
     WRONG_PASSWORD,
-    CertEntry,
     StoreError,
-    StoreSpec,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._formats import keytool as K
+from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as F
+from ansible_collections.sne.guichet.plugins.module_utils._stores import pkcs12 as P
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, StoreSpec
 
 pytestmark = needs_keytool
 
@@ -302,7 +303,7 @@ def test_truncated(copy_of, cut):
 
 
 def test_truncated_reported_by_keytool_itself(copy_of, monkeypatch):
-    monkeypatch.setattr(P, "outline", lambda data: P.Outline([], b"", None))
+    monkeypatch.setattr(P, "outline", lambda data: F.Outline([], b"", None))
     path = copy_of("keys")
     data = open(path, "rb").read()
     with open(path, "wb") as handle:
@@ -366,7 +367,7 @@ def p12_samples(world):
     assert (forms["cryptography-big-truststore"], forms["hand-made-short"], forms["hand-made-81"],
             forms["hand-made-ber"]) == (0x83, len(samples["hand-made-short"]) - 2, 0x81, 0x80)
     for data in samples.values():
-        P.outline(data)  # every sample is whole and readable
+        F.outline(data)  # every sample is whole and readable
     return samples
 
 
@@ -378,7 +379,7 @@ def test_every_truncation_is_corrupt(p12_samples, name):
     wrong = {}
     for cut in range(1, len(raw)):  # every cut point: well under a second, even for 67 KiB
         try:
-            P.outline(raw[:cut])
+            F.outline(raw[:cut])
             wrong[cut] = "read as a whole PKCS#12"
         except StoreError as exc:
             if exc.code != CORRUPT or "truncated" not in exc.reason:
@@ -411,7 +412,7 @@ def test_every_truncation_of_a_store_file_is_corrupt_and_left_alone(world, tmp_p
 def test_short_non_pfx_is_unknown_format(head):
     """A byte present that does not fit decides, even when the data ends right after it."""
     with pytest.raises(StoreError) as err:
-        P.outline(head)
+        F.outline(head)
     assert err.value.code == UNKNOWN_FORMAT
 
 
@@ -421,7 +422,7 @@ def test_deeply_nested_octet_string_is_corrupt_not_a_crash():
         inner = _tlv(0x24, inner)
     data = _tlv(0x30, _tlv(0x02, b"\x03") + _tlv(0x30, _OID_DATA + _tlv(0xA0, inner)))
     with pytest.raises(StoreError) as err:
-        P.outline(data)
+        F.outline(data)
     assert err.value.code == CORRUPT and "nested too deeply" in err.value.reason
 
 
@@ -506,7 +507,7 @@ def test_verify_catches_a_lossy_write(world, copy_of, monkeypatch, crypto):
     store = make_store(path)
     plan = store.plan(store.load(), [entry(world, "v5")], set())
     # drop one entry in the planned expectation's source: the written file then differs
-    store._listing.append(P.ListedEntry("ghost", "trustedCertEntry", [world["certs"]["spare"]]))
+    store._listing.append(K.ListedEntry("ghost", "trustedCertEntry", [world["certs"]["spare"]]))
     _expect_failure(path, VERIFY_FAILED, lambda: store.apply(plan, None))
 
 
@@ -530,24 +531,24 @@ def test_keytool_error_mapping():
         "keytool error: java.lang.Exception: Alias <a> does not exist": IO_ERROR,
     }
     for text, code in cases.items():
-        assert P.keytool_error(text, "/x").code == code, text
+        assert K.keytool_error(text, "/x").code == code, text
 
 
 def test_mac_check_matches_java_and_openssl(world, tmp_path):
-    info = P.outline(open(world["keys"], "rb").read())
-    assert P.mac_matches(info, PASSWORD) is True and P.mac_matches(info, "x") is False
-    assert {P.OID_SHROUDED_KEY_BAG, P.OID_SECRET_BAG} <= info.clear_bag_types()
+    info = F.outline(open(world["keys"], "rb").read())
+    assert F.mac_matches(info, PASSWORD) is True and F.mac_matches(info, "x") is False
+    assert {F.OID_SHROUDED_KEY_BAG, F.OID_SECRET_BAG} <= info.clear_bag_types()
     # OpenSSL-style MAC (SHA-1 here) from cryptography's own writer
     data = pkcs12.serialize_key_and_certificates(
         b"n", None, x509.load_der_x509_certificate(world["certs"]["ca1"]), None,
         serialization.BestAvailableEncryption(b"secret"))
-    assert P.mac_matches(P.outline(data), "secret") is True
-    assert P.mac_matches(P.outline(data), "secreT") is False
+    assert F.mac_matches(F.outline(data), "secret") is True
+    assert F.mac_matches(F.outline(data), "secreT") is False
 
 
 def test_parse_keytool_list_refuses_unknown_output():
     with pytest.raises(StoreError) as err:
-        P.parse_keytool_list("something else entirely")
+        K.parse_keytool_list("something else entirely")
     assert err.value.code == VERIFY_FAILED
 
 
@@ -579,10 +580,10 @@ def test_outline_never_crashes(world, how, where, mask, noise):
     else:
         blob = noise
     try:
-        info = P.outline(blob)
+        info = F.outline(blob)
     except StoreError as exc:
         assert exc.code in (CORRUPT, UNKNOWN_FORMAT, "unsupported")
         if how == "cut":
             assert exc.code == CORRUPT
         return
-    assert P.mac_matches(info, PASSWORD) in (True, False, None)
+    assert F.mac_matches(info, PASSWORD) in (True, False, None)

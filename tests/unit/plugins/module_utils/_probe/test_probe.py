@@ -25,11 +25,11 @@ from typing import Any, Dict, Optional
 import pytest
 from javatools import keytool, needs_keytool
 
-from ansible_collections.sne.guichet.plugins.module_utils import _async_probe as P
-from ansible_collections.sne.guichet.plugins.module_utils import _envelope as E
+from ansible_collections.sne.guichet.plugins.module_utils._probe import envelope as E
+from ansible_collections.sne.guichet.plugins.module_utils._probe import probe as P
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))))
 SIMULATOR = os.path.join(ROOT, "simulator", "sne_simulator.py")
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")

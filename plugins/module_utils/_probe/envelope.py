@@ -27,10 +27,8 @@ import shutil
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.sne.guichet.plugins.module_utils._certs import der_to_pem
-from ansible_collections.sne.guichet.plugins.module_utils._cryptography_dep import (
-    cryptography_problem,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import cryptography_problem
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem
 
 try:  # optional fast path
     from cryptography import x509 as _x509

@@ -1,0 +1,36 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The one exception tree of the collection's module_utils: every error has a code and a reason.
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library only.
+
+``code`` is a short machine-readable word (tests and reports use it), ``reason`` the sentence
+an operator reads. Every other exception class of module_utils derives from :class:`SneError`.
+"""
+
+from __future__ import annotations
+
+# Error codes a backend reports; the module maps them to messages for the operator.
+WRONG_PASSWORD = "wrong_password"
+CORRUPT = "corrupt"
+UNKNOWN_FORMAT = "unknown_format"
+TOOL_MISSING = "tool_missing"
+NOT_FOUND = "not_found"
+IO_ERROR = "io_error"
+VERIFY_FAILED = "verify_failed"
+UNSUPPORTED = "unsupported"
+
+
+class SneError(Exception):
+    """Base of every error raised by sne.guichet's module_utils: ``code`` + ``reason``."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class StoreError(SneError):
+    """A store could not be read or written; it has been left as it was."""

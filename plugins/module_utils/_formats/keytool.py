@@ -1,0 +1,140 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Running keytool: its options, listing parser, error messages and scratch folder.
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from typing import Any, List, Tuple
+
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
+    CORRUPT,
+    IO_ERROR,
+    NOT_FOUND,
+    UNKNOWN_FORMAT,
+    UNSUPPORTED,
+    VERIFY_FAILED,
+    WRONG_PASSWORD,
+    StoreError,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error
+
+# Messages in English whatever the host locale; aliases and passwords in UTF-8.
+KEYTOOL_JAVA_OPTIONS = ["-J-Duser.language=en", "-J-Duser.country=US", "-J-Dfile.encoding=UTF-8",
+                        "-J-Dsun.stdout.encoding=UTF-8", "-J-Dsun.stderr.encoding=UTF-8"]
+KEYTOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+_PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
+
+
+# (lowercased alias, entry type, fingerprints of its certificates)
+EntryKey = Tuple[str, str, Tuple[str, ...]]
+
+
+class ListedEntry:
+    """One entry of ``keytool -list -rfc``: alias, type and certificate fingerprints."""
+
+    __slots__ = ("alias", "type", "ders")
+
+    def __init__(self, alias: str, type: str, ders: List[bytes]) -> None:
+        self.alias = alias
+        self.type = type
+        self.ders = ders
+
+    def key(self) -> EntryKey:
+        return (self.alias.lower(), self.type,
+                tuple(sha256_fingerprint(der) for der in self.ders))
+
+    def __repr__(self) -> str:
+        return "ListedEntry(%r, %r, %d certs)" % (self.alias, self.type, len(self.ders))
+
+
+def parse_keytool_list(text: str) -> List[ListedEntry]:
+    """Entries of ``keytool -list -rfc`` output (English messages)."""
+    import base64
+    import binascii
+
+    entries: List[ListedEntry] = []
+    count = None
+    blocks = re.split(r"^Alias name: ", text, flags=re.M)
+    found = re.search(r"^Your keystore contains (\d+) entr", blocks[0], re.M)
+    if found:
+        count = int(found.group(1))
+    for block in blocks[1:]:
+        alias, _sep, rest = block.partition("\n")
+        kind = re.search(r"^Entry type: (\S+)", rest, re.M)
+        ders = []
+        for pem in _PEM_RE.findall(rest):
+            try:
+                ders.append(base64.b64decode("".join(pem.split()), validate=True))
+            except (binascii.Error, ValueError):
+                raise StoreError(VERIFY_FAILED, "keytool printed an unreadable certificate")
+        entries.append(ListedEntry(alias.rstrip("\r"), kind.group(1) if kind else "unknown", ders))
+    if count is None or count != len(entries):
+        raise StoreError(VERIFY_FAILED, "cannot understand keytool's listing")
+    return entries
+
+
+def keytool_error(text: str, path: str) -> StoreError:
+    """Map a keytool failure message to an error code."""
+    line = ""
+    for candidate in text.splitlines():
+        if candidate.startswith("keytool error"):
+            line = candidate
+            break
+    if not line:
+        line = (text.strip().splitlines() or ["(no message)"])[-1]
+    low = line.lower()
+    if "password was incorrect" in low or "tampered" in low or "final block not properly padded" in low:
+        return StoreError(WRONG_PASSWORD, "store password incorrect (keytool: %s)" % line)
+    if "does not exist" in low and "alias" not in low:
+        return StoreError(NOT_FOUND, "keytool: %s" % line)
+    if "eofexception" in low or "short read" in low or "getlength" in low or "truncated" in low:
+        return StoreError(CORRUPT, "keystore %s is truncated or garbled (keytool: %s)" % (path, line))
+    if "rejects tag" in low or "invalid keystore format" in low or "unrecognized keystore" in low:
+        return StoreError(UNKNOWN_FORMAT, "%s is not a PKCS#12 keystore (keytool: %s)" % (path, line))
+    return StoreError(IO_ERROR, "keytool failed on %s: %s" % (path, line))
+
+
+class _Scratch:
+    """A private 0700 folder holding the password file and working copies."""
+
+    def __init__(self, password: str) -> None:
+        if "\n" in password or "\r" in password:
+            raise StoreError(UNSUPPORTED, "a store password with a line break cannot be given to "
+                             "keytool safely")
+        try:
+            self.folder = tempfile.mkdtemp(prefix="sne-keytool-")
+            self.password_file = os.path.join(self.folder, "storepass")
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(password.encode("utf-8") + b"\n")
+        except OSError as exc:
+            self.close()
+            raise _os_error("prepare a scratch folder in", tempfile.gettempdir(), exc)
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+    def close(self) -> None:
+        folder = getattr(self, "folder", None)
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def __enter__(self) -> _Scratch:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------
+# The backend

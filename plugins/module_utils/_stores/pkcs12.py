@@ -1,0 +1,348 @@
+# Copyright: sne.guichet contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Backend for Java PKCS#12 keystores (the JDK's default keystore type since 9).
+
+This API is private to the sne.guichet collection; it may change without notice.
+Target-side code: Python standard library, plus ``cryptography`` when present.
+
+Two ways to read and write, chosen per store and reported in ``details["backend"]``:
+
+``cryptography``
+    when cryptography (>= 45) is importable on the target and the store holds only
+    Java trusted certificates (each with a friendlyName and Oracle's trusted-key-usage
+    attribute, as keytool writes them), read with ``pkcs12.load_pkcs12`` and write with
+    ``pkcs12.serialize_java_truststore``.
+``keytool``
+    otherwise (a private or secret key in the store, no cryptography, legacy
+    encryption...): keytool is run on a private scratch copy, the result is written
+    next to the store and listed again by keytool before it replaces the original.
+
+Whatever the backend, a stdlib pass first checks the outer structure (not PKCS#12 →
+unknown_format, truncated → corrupt) and the password-based MAC (→ wrong_password), so
+that errors are the same with or without the optional tools. The password never
+appears on a command line: keytool reads it from a 0600 file in a 0700 scratch folder
+removed afterwards (``-storepass:file``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Set, Tuple, Union
+
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
+    NOT_FOUND,
+    TOOL_MISSING,
+    VERIFY_FAILED,
+    WRONG_PASSWORD,
+    StoreError,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, atomic_write
+from ansible_collections.sne.guichet.plugins.module_utils._formats.keytool import (
+    KEYTOOL_ENV,
+    KEYTOOL_JAVA_OPTIONS,
+    EntryKey,
+    ListedEntry,
+    _Scratch,
+    keytool_error,
+    parse_keytool_list,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._formats.pkcs12 import (
+    _KDF_ROUNDS,
+    HAS_CRYPTOGRAPHY,
+    OID_CERT_BAG,
+    TOOL_MISSING_MESSAGE,
+    Outline,
+    SafeBag,
+    _Garbled,
+    _Truncated,
+    decrypt_part,
+    mac_matches,
+    outline,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan, Store
+from ansible_collections.sne.guichet.plugins.module_utils._stores.jks import as_backups, read_store_file
+
+try:  # optional fast path
+    from cryptography import x509 as _x509
+    from cryptography.hazmat.primitives import hashes as _hashes
+    from cryptography.hazmat.primitives.serialization import Encoding as _Encoding
+    from cryptography.hazmat.primitives.serialization import PrivateFormat as _PrivateFormat
+    from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
+except ImportError:  # pragma: no cover - depends on the target
+    pass
+
+
+# --------------------------------------------------------------------------------------
+
+class Pkcs12Store(Store):
+    """A Java PKCS#12 keystore."""
+
+    TYPE = "pkcs12"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._original: Optional[bytes] = None
+        # cryptography view: (friendlyName, der) in file order
+        self._trusted: List[Tuple[str, bytes]] = []
+        # keytool view
+        self._listing: List[ListedEntry] = []
+
+    # ------------------------------------------------------------ helpers
+    def _password(self) -> str:
+        if self.spec.password is None:
+            raise StoreError(WRONG_PASSWORD, "no store password given: PKCS#12 keystores cannot be "
+                             "read or written without it")
+        return self.spec.password
+
+    def _keytool(self) -> str:
+        tool = self.find_tool("keytool")
+        if not tool:
+            raise StoreError(TOOL_MISSING, TOOL_MISSING_MESSAGE)
+        return tool
+
+    def _run(self, args: List[str], path: str) -> str:
+        argv = [self._keytool()] + KEYTOOL_JAVA_OPTIONS + args
+        try:
+            result = self.run_command(argv, environ_update=dict(KEYTOOL_ENV))
+        except TypeError:  # a runner without environ_update
+            result = self.run_command(argv)
+        rc, out, err = result
+        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
+        err = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
+        if rc != 0:
+            raise keytool_error(out + "\n" + err, path)
+        return out
+
+    def _list(self, scratch: _Scratch, path: str) -> List[ListedEntry]:
+        out = self._run(["-list", "-rfc", "-storetype", "PKCS12", "-keystore", path,
+                         "-storepass:file", scratch.password_file], path)
+        return parse_keytool_list(out)
+
+    def _check(self, data: bytes, password: str) -> Outline:
+        info = outline(data)
+        if mac_matches(info, password) is False:
+            raise StoreError(WRONG_PASSWORD, "store password incorrect (integrity check failed)")
+        return info
+
+    def _trusted_only(self, data: bytes, info: Outline, password: str) -> Optional[List[Tuple[str, bytes]]]:
+        """(friendlyName, der) of every entry if the store is a pure Java truststore that
+        cryptography can rewrite losslessly; None otherwise."""
+        if not HAS_CRYPTOGRAPHY or not password:
+            return None
+        bags: List[SafeBag] = []
+        for part in info.parts:
+            if part.kind == "data":
+                bags.extend(part.bags)
+            elif part.kind == "encrypted":
+                clear = decrypt_part(part, password)
+                if clear is None:
+                    return None
+                bags.extend(clear)
+            else:
+                return None
+        found = []
+        try:
+            for bag in bags:
+                der = bag.cert_der
+                name = bag.friendly_name
+                if der is None or name is None or not bag.trusted or bag.oid != OID_CERT_BAG:
+                    return None
+                found.append((name, der))
+        except (_Truncated, _Garbled, IndexError):
+            return None
+        try:
+            loaded = _pkcs12.load_pkcs12(data, password.encode("utf-8"))
+        except (ValueError, TypeError):
+            return None
+        if loaded.key is not None or loaded.cert is not None:
+            return None
+        theirs = sorted((c.friendly_name or b"", c.certificate.public_bytes(_Encoding.DER))
+                        for c in loaded.additional_certs)
+        if theirs != sorted((n.encode("utf-8"), d) for n, d in found):
+            return None
+        return found
+
+    # ------------------------------------------------------------ reading
+    @property
+    def listing(self) -> List[ListedEntry]:
+        """Every entry read by :meth:`load` (aliases, types, certificates), keys included."""
+        return list(self._listing)
+
+    def load(self) -> List[CertEntry]:
+        data = read_store_file(self.spec.path)
+        self._original = data
+        if data is None:
+            if not self.spec.create:
+                raise StoreError(NOT_FOUND, "keystore %s does not exist" % self.spec.path)
+            self._trusted, self._listing = [], []
+            self.details.update({"backend": "cryptography" if HAS_CRYPTOGRAPHY else "keytool",
+                                 "exists": False, "private_keys": [], "secret_keys": []})
+            return []
+        password = self._password()
+        info = self._check(data, password)
+        trusted = self._trusted_only(data, info, password)
+        if trusted is not None:
+            self._trusted = trusted
+            self._listing = [ListedEntry(n.lower(), "trustedCertEntry", [d]) for n, d in trusted]
+            backend = "cryptography"
+        else:
+            self._keytool()
+            with _Scratch(password) as scratch:
+                self._listing = self._list(scratch, self.spec.path)
+            self._trusted = []
+            backend = "keytool"
+        self.details.update({
+            "backend": backend,
+            "exists": True,
+            "private_keys": [{"alias": e.alias, "chain": [sha256_fingerprint(d) for d in e.ders]}
+                             for e in self._listing if e.type == "PrivateKeyEntry"],
+            "secret_keys": [e.alias for e in self._listing if e.type == "SecretKeyEntry"],
+        })
+        return [CertEntry(e.alias, e.ders[0]) for e in self._listing
+                if e.type == "trustedCertEntry" and e.ders]
+
+    def plan(self, entries: List[CertEntry], present: List[CertEntry],
+             absent: Set[str]) -> Plan:
+        result = super().plan(entries, present, absent)
+        self.details["retired_in_private_keys"] = [
+            {"alias": key["alias"], "sha256": fp, "position": str(i)}
+            for key in self.details.get("private_keys", [])
+            for i, fp in enumerate(key["chain"]) if fp in absent]
+        return result
+
+    # ------------------------------------------------------------ writing
+    def _new_aliases(self, plan: Plan) -> List[Tuple[str, CertEntry]]:
+        removed = set(c.name.lower() for c in plan.remove)
+        taken = set(e.alias.lower() for e in self._listing) - removed
+        out = []
+        for cert in plan.add:
+            alias = cert.name
+            n = 2
+            while alias.lower() in taken:
+                alias = "%s-%d" % (cert.name, n)
+                n += 1
+            taken.add(alias.lower())
+            out.append((alias, cert))
+        return out
+
+    def _expected(self, plan: Plan, adds: List[Tuple[str, CertEntry]]) -> List[EntryKey]:
+        by_alias = dict((e.alias.lower(), e) for e in self._listing)
+        for cert in plan.remove:
+            entry = by_alias.get(cert.name.lower())
+            if entry is None or entry.type != "trustedCertEntry" or \
+                    sha256_fingerprint(entry.ders[0]) != cert.sha256:
+                raise StoreError(VERIFY_FAILED, "entry %r is not the trusted certificate %s that "
+                                 "was planned for removal" % (cert.name, cert.sha256))
+            del by_alias[cert.name.lower()]
+        keys = [e.key() for e in by_alias.values()]
+        keys.extend((alias.lower(), "trustedCertEntry", (cert.sha256,)) for alias, cert in adds)
+        return sorted(keys)
+
+    def apply(self, plan: Plan, backups: Union[Backups, str, None]) -> Optional[str]:
+        if not plan.changed:
+            return None
+        password = self._password()
+        current = read_store_file(self.spec.path)
+        if current != self._original:
+            raise StoreError(VERIFY_FAILED, "%s changed since it was read; nothing written"
+                             % self.spec.path)
+        adds = self._new_aliases(plan)
+        expected = self._expected(plan, adds)
+        holder = as_backups(backups)
+        path = self.spec.path
+        if self.details.get("backend") == "cryptography":
+            data = self._build_with_cryptography(plan, adds, password)
+            if data is not None:
+                backup = holder.save(path)
+                atomic_write(path, data, owner=self.spec.owner, group=self.spec.group,
+                             mode=self.spec.mode,
+                             verify=lambda tmp: self._verify_with_cryptography(tmp, password, expected))
+                self._original = data
+                return backup
+        # keytool: on a copy in a private scratch folder, then written next to the store
+        self._keytool()
+        self.details["backend"] = "keytool"
+        with _Scratch(password) as scratch:
+            data = self._build_with_keytool(plan, adds, scratch)
+            backup = holder.save(path)
+            atomic_write(path, data, owner=self.spec.owner, group=self.spec.group,
+                         mode=self.spec.mode,
+                         verify=lambda tmp: self._verify_with_keytool(tmp, scratch, expected))
+        self._original = data
+        return backup
+
+    # cryptography path
+    def _build_with_cryptography(self, plan: Plan, adds: List[Tuple[str, CertEntry]],
+                                 password: str) -> Optional[bytes]:
+        if not HAS_CRYPTOGRAPHY or not password:
+            return None
+        removed = set(c.name.lower() for c in plan.remove)
+        wanted = [(n, d) for n, d in self._trusted if n.lower() not in removed]
+        wanted.extend((alias, cert.der) for alias, cert in adds)
+        if not wanted:
+            return None  # serialize_java_truststore cannot write an empty store
+        try:
+            certs = [_pkcs12.PKCS12Certificate(_x509.load_der_x509_certificate(der),
+                                               name.encode("utf-8"))
+                     for name, der in wanted]
+            protection = (_PrivateFormat.PKCS12.encryption_builder()
+                          .kdf_rounds(_KDF_ROUNDS)
+                          .key_cert_algorithm(_pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+                          .hmac_hash(_hashes.SHA256())
+                          .build(password.encode("utf-8")))
+            return _pkcs12.serialize_java_truststore(certs, protection)
+        except (ValueError, TypeError):
+            return None
+
+    def _verify_with_cryptography(self, tmp: str, password: str,
+                                  expected: List[EntryKey]) -> None:
+        try:
+            with open(tmp, "rb") as handle:
+                data = handle.read()
+            info = self._check(data, password)
+        except (OSError, StoreError) as exc:
+            raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc)
+        if mac_matches(info, password) is not True:
+            raise StoreError(VERIFY_FAILED, "written keystore's integrity cannot be checked")
+        found = self._trusted_only(data, info, password)
+        if found is None:
+            raise StoreError(VERIFY_FAILED, "written keystore is not a pure Java truststore")
+        got = sorted((n.lower(), "trustedCertEntry", (sha256_fingerprint(d),)) for n, d in found)
+        if got != expected:
+            raise StoreError(VERIFY_FAILED, "written keystore differs from the planned one")
+
+    # keytool path
+    def _build_with_keytool(self, plan: Plan, adds: List[Tuple[str, CertEntry]],
+                            scratch: _Scratch) -> bytes:
+        work = scratch.path("work.p12")
+        if self._original is not None:
+            with open(work, "wb") as handle:
+                handle.write(self._original)
+        common = ["-storetype", "PKCS12", "-keystore", work, "-storepass:file", scratch.password_file]
+        for cert in plan.remove:
+            self._run(["-delete", "-alias", cert.name] + common, self.spec.path)
+        for number, (alias, cert) in enumerate(adds):
+            der_file = scratch.path("add-%d.der" % number)
+            with open(der_file, "wb") as handle:
+                handle.write(cert.der)
+            self._run(["-importcert", "-noprompt", "-trustcacerts", "-alias", alias,
+                       "-file", der_file] + common, self.spec.path)
+        try:
+            with open(work, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            raise StoreError(VERIFY_FAILED, "keytool left no keystore: %s" % exc)
+
+    def _verify_with_keytool(self, tmp: str, scratch: _Scratch,
+                             expected: List[EntryKey]) -> None:
+        try:
+            with open(tmp, "rb") as handle:
+                self._check(handle.read(), self._password())
+            listing = self._list(scratch, tmp)
+        except StoreError as exc:
+            raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc.reason)
+        except OSError as exc:
+            raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc)
+        if sorted(e.key() for e in listing) != expected:
+            raise StoreError(VERIFY_FAILED, "written keystore differs from the planned one")
