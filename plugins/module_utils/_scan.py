@@ -42,7 +42,11 @@ import re
 import stat
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
-from ansible_collections.sne.guichet.plugins.module_utils._common.errors import UNKNOWN_FORMAT, StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
+    UNKNOWN_FORMAT,
+    ScanError,
+    StoreError,
+)
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import (
     normalize_fingerprint,
     sha256_fingerprint,
@@ -104,10 +108,6 @@ _TOKEN_LOOKBACK = 4096
 
 Passwords = Union[None, str, Sequence[Any], Dict[str, Any]]
 CommandRunner = Callable[..., Any]
-
-
-class ScanError(Exception):
-    """An option the scan cannot work with."""
 
 
 # --------------------------------------------------------------------------- classification

@@ -680,3 +680,20 @@ def _hash_canon(canon: bytes) -> str:
 def subject_hash(der: bytes) -> str:
     """OpenSSL's X509_subject_name_hash as ``openssl x509 -hash`` prints it (8 hex)."""
     return _hash_canon(_canonical_name(_parse(der).subject))
+
+
+_CN_RE = re.compile(r"(?:^|,)CN=((?:\\.|[^,\\])*)")
+
+
+def common_names(subject: str) -> List[str]:
+    """The CN values of an RFC 4514 subject (as ``cert_info`` or cryptography print it)."""
+    return [re.sub(r"\\(.)", r"\1", value) for value in _CN_RE.findall(subject)]
+
+
+def generation_matches(subject: str, generation: str) -> bool:
+    """Whether the common name names ``generation``: V5 in Chiffrement_SNEV5, not in ...V50.
+
+    The one generation-name rule: the bundle intake and the probe both ask it. Without a
+    common name, the whole subject is searched."""
+    text = " ".join(common_names(subject)) or subject
+    return re.search(r"(?i)%s(?![0-9])" % re.escape(generation), text) is not None

@@ -13,9 +13,7 @@ from typing import Any
 
 from ansible.module_utils.urls import fetch_url
 
-
-class FetchError(Exception):
-    pass
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import FetchError
 
 
 def is_url(src: str) -> bool:

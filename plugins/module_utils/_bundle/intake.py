@@ -17,6 +17,7 @@ import zipfile
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import CRYPTOGRAPHY_VERSION
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import BundleError
 
 if CRYPTOGRAPHY_VERSION is not None:
     from cryptography import x509
@@ -30,16 +31,6 @@ CERT_EXTENSIONS = (".cer", ".crt", ".der", ".pem", ".p7b", ".p7c", ".cert")
 KEY_PEM_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY",
                   "ENCRYPTED PRIVATE KEY", "OPENSSH PRIVATE KEY")
 MIN_RSA_BITS = 2048
-
-
-class BundleError(Exception):
-    """The bundle was refused; ``check`` names the check that failed."""
-
-    def __init__(self, check: str, msg: str, **facts: Any) -> None:
-        super().__init__(msg)
-        self.check = check
-        self.msg = msg
-        self.facts = facts
 
 
 class Limits:

@@ -45,6 +45,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint im
     normalize_fingerprint,
     sha256_fingerprint,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import generation_matches
 
 if CRYPTOGRAPHY_VERSION is not None:
     from cryptography import x509
@@ -204,14 +205,6 @@ def load_anchor_certificates(items: Sequence[bytes]) -> List[Any]:
     return anchors
 
 
-def _generation_matches(cert: Any, generation: str) -> bool:
-    """Whether the common name names ``generation`` (V5 in Chiffrement_SNEV5, not in ...V50)."""
-    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    text = " ".join(str(n.value) for n in names) or cert.subject.rfc4514_string()
-    token = re.escape(generation)
-    return re.search(r"(?i)%s(?![0-9])" % token, text) is not None
-
-
 def _verify_chain(leaf: Any, intermediates: List[Any], roots: List[Any],
                   when: datetime.datetime) -> List[Any]:
     """Path validation by cryptography; returns the chain leaf -> anchor."""
@@ -272,7 +265,7 @@ def verify_bundle(data: bytes, policy: Policy) -> Dict[str, Any]:
                           **facts)
     label_matches = None
     if policy.generation:
-        label_matches = _generation_matches(leaf, policy.generation)
+        label_matches = generation_matches(leaf.subject.rfc4514_string(), policy.generation)
         if not label_matches and policy.generation_re is None:
             warnings.append("the common name of the encryption certificate %s does not name "
                             "generation %s; accepted all the same, since pins or trust anchors "

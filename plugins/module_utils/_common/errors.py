@@ -12,6 +12,8 @@ an operator reads. Every other exception class of module_utils derives from :cla
 
 from __future__ import annotations
 
+from typing import Any
+
 # Error codes a backend reports; the module maps them to messages for the operator.
 WRONG_PASSWORD = "wrong_password"
 CORRUPT = "corrupt"
@@ -34,3 +36,49 @@ class SneError(Exception):
 
 class StoreError(SneError):
     """A store could not be read or written; it has been left as it was."""
+
+
+ARGUMENTS = "arguments"
+
+
+class ArgumentError(SneError):
+    """Options the code cannot work with; nothing has been read or touched."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ARGUMENTS, reason)
+
+
+class ScanError(ArgumentError):
+    """An option the scan cannot work with."""
+
+
+class BundleError(SneError):
+    """The bundle was refused; ``check`` (the code) names the check that failed."""
+
+    def __init__(self, check: str, msg: str, **facts: Any) -> None:
+        super().__init__(check, msg)
+        self.check = check
+        self.msg = msg
+        self.facts = facts
+
+
+class FetchError(SneError):
+    """The bundle could not be fetched from its source."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("fetch", reason)
+
+
+class ProbeError(SneError):
+    """The probe stops with status ``error``; ``code`` says at which step."""
+
+
+class EnvelopeError(SneError):
+    """The message could not be encrypted, or the envelope is not what the SNE expects."""
+
+
+class TransportError(SneError):
+    """The message could not be handed over to the SNE."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("transport", reason)

@@ -28,6 +28,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import cryptography_problem
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import EnvelopeError
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem
 
 try:  # optional fast path
@@ -63,15 +64,6 @@ NO_BACKEND_MESSAGE = (
 
 # run_command(argv) -> (rc, stdout, stderr); AnsibleModule.run_command fits.
 CommandRunner = Callable[..., Any]
-
-
-class EnvelopeError(Exception):
-    """The message could not be encrypted, or the envelope is not what the SNE expects."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 # --------------------------------------------------------------------------------------

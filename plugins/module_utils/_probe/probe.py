@@ -27,7 +27,11 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
-from ansible_collections.sne.guichet.plugins.module_utils._common.errors import StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
+    ArgumentError,
+    ProbeError,
+    StoreError,
+)
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import normalize_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
 from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
@@ -49,30 +53,18 @@ from ansible_collections.sne.guichet.plugins.module_utils._stores.base import St
 from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     cert_info,
+    common_names,
     der_to_pem,
+    generation_matches,
     load_certificates,
 )
 
 CERTIFICATE_TYPES = ("pem", "der", "jks", "pkcs12")
 MAX_CERTIFICATE_FILE = 10 * 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_CN_RE = re.compile(r"(?:^|,)CN=((?:\\.|[^,\\])*)")
 
 # (alias or locator, certificate DER)
 Candidate = Tuple[Optional[str], bytes]
-
-
-class ArgumentError(Exception):
-    """The module's arguments cannot be used (the task fails whatever fail_on_status says)."""
-
-
-class ProbeError(Exception):
-    """The probe stops with status ``error``; ``code`` says at which step."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
 
 
 # --------------------------------------------------------------------------------------
@@ -174,14 +166,10 @@ def _pkcs12_candidates(path: str, data: bytes, password: Optional[str], run_comm
                      "certificate_pem" % path)
 
 
-def _common_names(subject: str) -> List[str]:
-    return [re.sub(r"\\(.)", r"\1", value) for value in _CN_RE.findall(subject)]
-
-
 def _label(der: bytes) -> str:
     """Short name of a certificate for messages: its CN, else its subject."""
     info = cert_info(der)
-    names = _common_names(info["subject"])
+    names = common_names(info["subject"])
     return ", ".join(names) if names else (info["subject"] or "(empty subject)")
 
 
@@ -199,7 +187,7 @@ def _select(candidates: List[Candidate], alias: Optional[str], where: str, keyst
             found = [candidates[index]] if index < len(candidates) else []
         else:
             found = [c for c in candidates
-                     if wanted.lower() in [n.lower() for n in _common_names(cert_info(c[1])["subject"])]]
+                     if wanted.lower() in [n.lower() for n in common_names(cert_info(c[1])["subject"])]]
         if not found:
             known = ", ".join(sorted(set(c[0] for c in candidates if c[0]))) if keystore else ", ".join(
                 "%s %s" % (c[0], _label(c[1])) for c in candidates)
@@ -265,16 +253,10 @@ def read_certificate(params: Dict[str, Any], run_command: Any = None, find_tool:
     return der, where
 
 
-def generation_matches(subject: str, generation: str) -> bool:
-    """Like the bundle module: V5 matches Chiffrement_SNEV5 in the CN, not ...V50."""
-    text = " ".join(_common_names(subject)) or subject
-    return re.search(r"(?i)%s(?![0-9])" % re.escape(generation), text) is not None
-
-
 def expectation_problem(info: Dict[str, Any], where: str, expected_sha256: Optional[str],
                         generation: Optional[str]) -> Optional[str]:
     """Why the certificate is not the expected one, or None."""
-    names = _common_names(info["subject"])
+    names = common_names(info["subject"])
     label = ", ".join(names) if names else info["subject"]
     source = "the certificate given in certificate_pem" if where == "certificate_pem" else \
         "the certificate installed in %s" % where

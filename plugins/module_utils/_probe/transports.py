@@ -40,12 +40,10 @@ from urllib.parse import quote
 
 from ansible.module_utils.urls import open_url
 
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import TransportError
+
 MAX_RETURN_BYTES = 1024 * 1024  # a return larger than this is not read (the SNE's are < 1 KiB)
 TRANSPORTS = ("http", "smtp", "folder")
-
-
-class TransportError(Exception):
-    """The message could not be handed over to the SNE."""
 
 
 def _describe_http_error(exc: Exception) -> str:

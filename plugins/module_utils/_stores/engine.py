@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
-from ansible_collections.sne.guichet.plugins.module_utils._common.errors import StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import ArgumentError, StoreError
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import normalize_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import CommandRunner
@@ -38,10 +38,6 @@ BACKENDS: Dict[str, Type[Store]] = {
     "pkcs12": Pkcs12Store,
 }
 STORE_TYPES = sorted(BACKENDS)
-
-
-class ArgumentError(Exception):
-    """The module's arguments are inconsistent (nothing has been touched)."""
 
 
 def wanted_entries(present: List[Dict[str, str]]) -> List[CertEntry]:
