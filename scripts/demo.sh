@@ -4,7 +4,7 @@
 #   2. generate the test PKI (root, V4/V5 authorities and certificates, the bundles),
 #   3. publish the V5 bundle on a loopback HTTP server, as the ministry's download page did,
 #   4. build a simulated fleet of guichets (tests/fleet/make_fleet.py) and start the SNE
-#      simulator (simulator/sne_simulator.py),
+#      simulator (simulator/sne_simulator),
 #   5. run the rotation (playbooks/rotate.yml) as an operator would: --check --diff first,
 #      then for real, then the read-only audit; the fleet report is printed and written.
 set -euo pipefail
@@ -23,7 +23,7 @@ echo "== publishing the V5 bundle on loopback"
 python tests/integration/targets/setup_sne_pki/files/serve_bundles.py \
   "$DEMO/pki/bundles" "$DEMO/server" --lifetime 1800 >"$DEMO/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true; python simulator/sne_simulator.py stop --state-dir "$DEMO/sne" >/dev/null 2>&1 || true' EXIT
+trap 'kill $server 2>/dev/null || true; python simulator/sne_simulator stop --state-dir "$DEMO/sne" >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 50); do [ -e "$DEMO/server/servers.json" ] && break; sleep 0.1; done
 port="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["http_port"])' "$DEMO/server/servers.json")"
 
@@ -65,7 +65,7 @@ cat > "$DEMO/sne.json" <<JSON
  "revoked": [{"generation": "V4", "certificate": "pki/chiffrement-v4.pem", "key": "pki/chiffrement-v4.key"}],
  "transports": {"http": {"port": 0}}}
 JSON
-python simulator/sne_simulator.py start --config "$DEMO/sne.json" --state-dir "$DEMO/sne" --lifetime 1800 >/dev/null
+python simulator/sne_simulator start --config "$DEMO/sne.json" --state-dir "$DEMO/sne" --lifetime 1800 >/dev/null
 sne_url="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$DEMO/sne/simulator.json")"
 cat > "$DEMO/fleet/inventory/group_vars/all/sne_async.yml" <<YAML
 ---

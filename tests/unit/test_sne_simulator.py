@@ -1,4 +1,4 @@
-"""Tests of the SNE simulator (simulator/sne_simulator.py), started for real on loopback.
+"""Tests of the SNE simulator (the package simulator/sne_simulator), started for real on loopback.
 
 One simulator (started with the ``start`` CLI, as the demo and editors' CI do) serves the
 module; every transport is exercised over the wire: HTTP with urllib, SMTP with smtplib and a
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import importlib.util
+import importlib
 import json
 import mailbox
 import os
@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SIMULATOR = os.path.join(ROOT, "simulator", "sne_simulator.py")
+SIMULATOR = os.path.join(ROOT, "simulator", "sne_simulator")  # run as ``python SIMULATOR start ...``
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
 TRANSPORTS = ["http", "smtp", "folder"]
@@ -42,12 +42,8 @@ pytestmark = pytest.mark.slow
 
 
 def _load_simulator() -> Any:
-    spec = importlib.util.spec_from_file_location("sne_simulator", SIMULATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sne_simulator"] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    sys.path.insert(0, os.path.dirname(SIMULATOR))
+    return importlib.import_module("sne_simulator")
 
 
 sne = _load_simulator()

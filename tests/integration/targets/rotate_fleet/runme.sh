@@ -30,7 +30,7 @@ ARTEFACTS="${SNE_ARTEFACTS:-/tmp/sne-artefacts}/rotate_fleet"  # screenshots kep
 mkdir -p "$ARTEFACTS"
 cleanup() {
   bash "$COLL/tests/fleet/sshd.sh" stop "$WORK/sshd" >/dev/null 2>&1 || true
-  "$PY" "$COLL/simulator/sne_simulator.py" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  "$PY" "$COLL/simulator/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -74,12 +74,12 @@ start_sne() {  # start_sne CURRENT REVOKED...
   for g in "$@"; do
     rev="$rev${rev:+,}{\"generation\": \"${g^^}\", \"certificate\": \"pki/chiffrement-$g.pem\", \"key\": \"pki/chiffrement-$g.key\"}"
   done
-  "$PY" "$COLL/simulator/sne_simulator.py" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  "$PY" "$COLL/simulator/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
   cat > "$WORK/sne.json" <<JSON
 {"current": {"generation": "${cur^^}", "certificate": "pki/chiffrement-$cur.pem", "key": "pki/chiffrement-$cur.key"},
  "revoked": [$rev], "transports": {"http": {"port": 0}}}
 JSON
-  "$PY" "$COLL/simulator/sne_simulator.py" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 900 >/dev/null
+  "$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 900 >/dev/null
   SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
   cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---
