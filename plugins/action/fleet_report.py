@@ -19,7 +19,9 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.sne.guichet.plugins.plugin_utils import _fleet
-from ansible_collections.sne.guichet.plugins.plugin_utils import _report_render as render
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.html_page import render_html
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.junit import render_junit
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.text import render_json, render_summary
 
 ARGUMENT_SPEC: Dict[str, Any] = {
     "kind": {"type": "str", "choices": ["rotation", "audit"], "default": "rotation"},
@@ -139,9 +141,9 @@ class ActionModule(ActionBase):
                 out_dirs.insert(0, gen_dir)
         try:
             for folder in out_dirs:
-                _write(os.path.join(folder, "report.json"), render.render_json(report))
-                _write(os.path.join(folder, "report.html"), render.render_html(report))
-                _write(os.path.join(folder, "junit.xml"), render.render_junit(report))
+                _write(os.path.join(folder, "report.json"), render_json(report))
+                _write(os.path.join(folder, "report.html"), render_html(report))
+                _write(os.path.join(folder, "junit.xml"), render_junit(report))
             for host, text in proposals.items():
                 _write(os.path.join(gen_dir, "audit", "host_vars", "%s.yml" % _safe_name(host)), text)
             if kind == "rotation" and not check_mode and args["update_state"]:
@@ -157,7 +159,7 @@ class ActionModule(ActionBase):
             paths["state"] = state_path
         pending = report["totals"].get("pending", 0)
         done = len([r for r in view if r.get("in_this_run") and r.get("status") != "pending"])
-        summary = render.render_summary(report, paths=paths)
+        summary = render_summary(report, paths=paths)
         if pending:
             summary.insert(1, _progress(args["started"], done, pending))
         failing = sorted(r["host"] for r in view if r.get("in_this_run") and r["status"] in _fleet.FAILING)

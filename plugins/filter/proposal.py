@@ -7,15 +7,14 @@ host_vars_proposal.yml and host_vars_proposal_yaml.yml): shims over plugin_utils
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sne.guichet.plugins.plugin_utils._proposal import (
-    ProposalError,
-    propose,
-    render_yaml,
-)
+from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.names import ProposalError
+from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.propose import propose
+from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.yaml_text import render_yaml
 
 
 def host_vars_proposal(scan: Mapping[str, Any], current: Any = None, retired: Any = None,
@@ -33,20 +32,22 @@ def host_vars_proposal(scan: Mapping[str, Any], current: Any = None, retired: An
         raise AnsibleFilterError("host_vars_proposal: %s" % exc)
 
 
-def host_vars_proposal_yaml(data: Mapping[str, Any], current: Any = None, retired: Any = None,
-                            generation: Optional[str] = None, host: Optional[str] = None,
-                            stores: Optional[Sequence[Any]] = None,
-                            search_paths: Optional[Sequence[Any]] = None,
-                            config_files: Optional[Sequence[Any]] = None,
-                            certificate_name: Optional[str] = None,
-                            authority_name: Optional[str] = None,
-                            date: Optional[str] = None) -> str:
-    """``data``: a proposal (from host_vars_proposal), or a scan result, proposed first."""
+# What host_vars_proposal_yaml accepts besides its input and ``date``.
+_PROPOSAL_ARGUMENTS = inspect.signature(host_vars_proposal)
+
+
+def host_vars_proposal_yaml(data: Mapping[str, Any], *args: Any, date: Optional[str] = None,
+                            **kwargs: Any) -> str:
+    """``data``: a proposal (from host_vars_proposal), or a scan result, proposed first.
+
+    The other arguments are those of host_vars_proposal (checked as it would check them), and
+    ``date``; ``host`` also names the host in the header.
+    """
+    options = _PROPOSAL_ARGUMENTS.bind(data, *args, **kwargs).arguments
     if isinstance(data, Mapping) and "sne_guichet_stores" not in data:
-        data = host_vars_proposal(data, current, retired, generation, host, stores, search_paths,
-                                  config_files, certificate_name, authority_name)
+        data = host_vars_proposal(data, *args, **kwargs)
     try:
-        return render_yaml(data, host=host, date=date)
+        return render_yaml(data, host=options.get("host"), date=date)
     except ProposalError as exc:
         raise AnsibleFilterError("host_vars_proposal_yaml: %s" % exc)
 

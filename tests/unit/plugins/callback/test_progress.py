@@ -15,7 +15,9 @@ from ansible.executor.task_result import TaskResult
 from ansible.inventory.host import Host
 
 from ansible_collections.sne.guichet.plugins.callback import progress
-from ansible_collections.sne.guichet.plugins.callback.progress import CallbackModule, batch_sizes, duration
+from ansible_collections.sne.guichet.plugins.callback.progress import CallbackModule
+from ansible_collections.sne.guichet.plugins.plugin_utils._progress import duration
+from ansible_collections.sne.guichet.plugins.plugin_utils._progress_reading import batch_sizes
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", ".."))
 COLLECTIONS = os.path.join(ROOT, ".build", "collections")

@@ -1,4 +1,4 @@
-"""From audit to inventory: the host_vars proposal (plugins/plugin_utils/_proposal.py).
+"""From audit to inventory: the host_vars proposal (plugins/plugin_utils/_proposal/).
 
 The rules on hand-made scan results, the YAML rendering, and for real: a simulated guichet
 (tests/fleet/make_fleet.py: JKS with a private key, PKCS#12 truststore, PEM bundle, DER
@@ -22,13 +22,9 @@ import pytest
 import yaml
 
 from ansible_collections.sne.guichet.plugins.module_utils._scan import scan
-from ansible_collections.sne.guichet.plugins.plugin_utils._proposal import (
-    ProposalError,
-    new_name,
-    propose,
-    render_yaml,
-    variables,
-)
+from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.names import ProposalError, new_name
+from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.propose import propose
+from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.yaml_text import render_yaml, variables
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))))
@@ -503,7 +499,7 @@ def test_a_real_host_from_audit_to_rotation(pki, fleet, name, tmp_path, monkeypa
     ("odd{V4}.pem", None, None, []),
 ])
 def test_templated_name_survives_the_next_rotation(old, template, pattern, matches):
-    from ansible_collections.sne.guichet.plugins.plugin_utils._proposal import templated_name
+    from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.names import templated_name
 
     assert templated_name(old) == (template, pattern)
     for name in matches:

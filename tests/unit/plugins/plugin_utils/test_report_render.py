@@ -13,7 +13,15 @@ from html.parser import HTMLParser
 import junitparser
 import pytest
 
-from ansible_collections.sne.guichet.plugins.plugin_utils import _report_render as rr
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.common import (
+    ACTION_STATUSES,
+    STATUS_ORDER,
+    span,
+)
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.html_cells import safe_href
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.html_page import render_html
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.junit import render_junit
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.text import render_json, render_summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", "..", ".."))
@@ -93,7 +101,7 @@ def sample_report(check_mode=False):
         _host("guichet-012", "not reached", "not rotated to V5 by any run yet", run_id="", seen_at="",
               in_this_run=False),
     ]
-    totals = {s: 0 for s in rr.STATUS_ORDER}
+    totals = {s: 0 for s in STATUS_ORDER}
     for host in hosts:
         totals[host["status"]] += 1
     return {
@@ -137,7 +145,7 @@ def audit_report():
         _host("guichet-106", "failed", "scan failed: /opt: Permission denied"),
         _host("guichet-107", "ok", audit=audit(current=["/usr/local/share/ca-certificates/sne-v5.crt"])),
     ]
-    totals = {s: 0 for s in rr.STATUS_ORDER}
+    totals = {s: 0 for s in STATUS_ORDER}
     for host in hosts:
         totals[host["status"]] += 1
     report = sample_report()
@@ -182,7 +190,7 @@ def parse(page):
 
 def test_html_every_host_and_totals():
     report = sample_report()
-    page = rr.render_html(report, now=NOW_BEFORE)
+    page = render_html(report, now=NOW_BEFORE)
     doc = parse(page)
     rows = [a for t, a in doc.tags if t == "tr" and "data-host" in a]
     assert [r["data-host"] for r in rows] == [h["host"] for h in report["hosts"]]
@@ -190,7 +198,7 @@ def test_html_every_host_and_totals():
     assert {r["data-host"]: r["data-status"] for r in rows} == statuses
     tiles = {a["data-status"]: a for t, a in doc.tags if t == "div" and "total" in a.get("class", "").split()
              and "data-status" in a}
-    assert set(tiles) == set(rr.STATUS_ORDER)
+    assert set(tiles) == set(STATUS_ORDER)
     for status, count in report["totals"].items():
         assert tiles[status]["data-count"] == str(count)
     assert '<div class="total" id="total-failed" data-status="failed" data-count="3"' in page
@@ -207,7 +215,7 @@ def test_html_every_host_and_totals():
 
 
 def test_html_self_contained():
-    page = rr.render_html(sample_report(), now=NOW_BEFORE)
+    page = render_html(sample_report(), now=NOW_BEFORE)
     doc = parse(page)
     for tag, attrs in doc.tags:
         assert tag not in ("link", "img", "iframe", "object", "embed"), tag
@@ -227,7 +235,7 @@ def test_html_escapes_everything():
                                  quarantined=["</td></tr></table><script>alert(2)</script>"]))
     report["target"] = "<script>t</script>"
     report["run_id"] = "<b>run</b>"
-    page = rr.render_html(report, now=NOW_BEFORE)
+    page = render_html(report, now=NOW_BEFORE)
     doc = parse(page)
     scripts = [t for t, _attrs in doc.tags if t == "script"]
     assert len(scripts) == 1  # only the page's own, at the end
@@ -242,48 +250,48 @@ def test_html_escapes_everything():
 
 
 def test_html_proposal_is_a_relative_link():
-    page = rr.render_html(sample_report(), now=NOW_BEFORE)
+    page = render_html(sample_report(), now=NOW_BEFORE)
     assert '<a href="host_vars/guichet-006.yml">' in page
-    assert rr._safe_href("host_vars/a b.yml") == "host_vars/a%20b.yml"
+    assert safe_href("host_vars/a b.yml") == "host_vars/a%20b.yml"
     bad_links = ("javascript:alert(1)", "https://evil/x", "//evil/x", "/etc/passwd", "data:text/html,x",
                  " JaVa:x")
     for bad in bad_links:
-        assert rr._safe_href(bad) is None, bad
+        assert safe_href(bad) is None, bad
 
 
 def test_html_dry_run():
     report = sample_report(check_mode=True)
-    page = rr.render_html(report, now=NOW_BEFORE)
+    page = render_html(report, now=NOW_BEFORE)
     doc = parse(page)
     assert doc.title.startswith("DRY RUN")
     assert any(t == "div" and a.get("id") == "dry-run" for t, a in doc.tags)
     assert "would change" in page
-    real = rr.render_html(sample_report(), now=NOW_BEFORE)
+    real = render_html(sample_report(), now=NOW_BEFORE)
     assert "DRY RUN" not in real and 'id="dry-run"' not in real
 
 
 def test_html_revocation_before_and_after():
     report = sample_report()
-    before = rr.render_html(report, now=NOW_BEFORE)
+    before = render_html(report, now=NOW_BEFORE)
     assert "2 h 14 min before revocation at 09:00 UTC" in before
     assert 'data-state="before"' in before
-    soon = rr.render_html(report, now=datetime(2026, 12, 1, 8, 30, tzinfo=timezone.utc))
+    soon = render_html(report, now=datetime(2026, 12, 1, 8, 30, tzinfo=timezone.utc))
     assert "30 min before revocation at 09:00 UTC" in soon and 'data-state="soon"' in soon
-    after = rr.render_html(report, now=NOW_AFTER)
+    after = render_html(report, now=NOW_AFTER)
     assert "revoked since 09:00 UTC (38 min ago)" in after and 'data-state="after"' in after
-    other_day = rr.render_html(report, now=datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
+    other_day = render_html(report, now=datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc))
     assert "1 d before revocation at 2026-12-01 09:00 UTC" in other_day
     report["revocation_time"] = None
-    assert 'id="revocation"' not in rr.render_html(report, now=NOW_BEFORE)
+    assert 'id="revocation"' not in render_html(report, now=NOW_BEFORE)
 
 
 def test_html_naive_now_is_utc():
     naive = datetime(2026, 12, 1, 6, 46)
-    assert "2 h 14 min before revocation" in rr.render_html(sample_report(), now=naive)
+    assert "2 h 14 min before revocation" in render_html(sample_report(), now=naive)
 
 
 def test_html_details():
-    page = rr.render_html(sample_report(), now=NOW_BEFORE)
+    page = render_html(sample_report(), now=NOW_BEFORE)
     assert "V4 \u2192 V5" in page
     assert 'title="%s"' % V5 in page  # full fingerprint in the title, short one shown
     assert "5A:1F:9C:03\u2026C7:5B" in page
@@ -298,7 +306,7 @@ def test_html_details():
 
 
 def test_html_audit():
-    page = rr.render_html(audit_report(), now=NOW_BEFORE)
+    page = render_html(audit_report(), now=NOW_BEFORE)
     assert "Audit V5" in page
     assert "stores without the current" in page and "current certificate in" in page
     assert '<a href="host_vars/guichet-104.yml">' in page
@@ -307,18 +315,18 @@ def test_html_audit():
 
 
 def test_html_tolerates_partial_reports():
-    page = rr.render_html({"hosts": [{"host": "h1"}, "junk", {"status": "weird"}]}, now=NOW_BEFORE)
+    page = render_html({"hosts": [{"host": "h1"}, "junk", {"status": "weird"}]}, now=NOW_BEFORE)
     doc = parse(page)
     rows = [a for t, a in doc.tags if t == "tr" and "data-host" in a]
     assert [r["data-status"] for r in rows] == ["unknown", "weird"]
     assert "2 of 2 hosts need action" in page
-    assert rr.render_html({}, now=NOW_BEFORE).count("<tr data-host") == 0
+    assert render_html({}, now=NOW_BEFORE).count("<tr data-host") == 0
 
 
 def test_html_control_characters():
     report = sample_report()
     report["hosts"][0]["reason"] = "bad\x00byte\x1b[31m"
-    page = rr.render_html(report, now=NOW_BEFORE)
+    page = render_html(report, now=NOW_BEFORE)
     assert "\x00" not in page and "\x1b" not in page and "bad\\x00byte\\x1b[31m" in page
 
 
@@ -327,7 +335,7 @@ def test_html_control_characters():
 
 def test_junit_parses_one_case_per_host():
     report = sample_report()
-    xml = rr.render_junit(report)
+    xml = render_junit(report)
     parsed = junitparser.JUnitXml.fromstring(xml)
     suites = list(parsed) if isinstance(parsed, junitparser.JUnitXml) else [parsed]
     assert len(suites) == 1
@@ -343,7 +351,7 @@ def test_junit_parses_one_case_per_host():
         case = cases[host["host"]]
         assert case.classname == "sne.guichet.rotation.V5"
         kinds = [type(r).__name__ for r in case.result]
-        if host["status"] in rr.ACTION_STATUSES:
+        if host["status"] in ACTION_STATUSES:
             assert kinds == ["Failure"], host["host"]
             assert case.result[0].message.startswith(host["status"] + ": ")
             assert case.result[0].type == host["status"]
@@ -361,7 +369,7 @@ def test_junit_parses_one_case_per_host():
 def test_junit_escaping_and_dry_run():
     report = sample_report(check_mode=True)
     report["hosts"][0]["reason"] = "ctl\x01char"
-    xml = rr.render_junit(report)
+    xml = render_junit(report)
     root = ET.fromstring(xml)  # well formed despite EVIL and the control character
     case = root.find(".//testcase[@name='guichet-011']")
     assert case.find("failure").get("message") == "failed: " + EVIL
@@ -371,7 +379,7 @@ def test_junit_escaping_and_dry_run():
 
 
 def test_junit_empty():
-    root = ET.fromstring(rr.render_junit({}))
+    root = ET.fromstring(render_junit({}))
     suite = root.find("testsuite")
     assert suite.get("tests") == "0" and suite.get("name") == "sne.guichet report unknown"
 
@@ -381,12 +389,12 @@ def test_junit_empty():
 
 def test_json_stable():
     report = sample_report()
-    text = rr.render_json(report)
+    text = render_json(report)
     assert text.endswith("}\n") and json.loads(text) == report
     shuffled = dict(reversed(list(copy.deepcopy(report).items())))
-    assert rr.render_json(shuffled) == text
+    assert render_json(shuffled) == text
     assert text.splitlines()[1] == '  "check_mode": false,'
-    assert rr.render_json({"when": datetime(2026, 12, 1, tzinfo=timezone.utc)}) == (
+    assert render_json({"when": datetime(2026, 12, 1, tzinfo=timezone.utc)}) == (
         '{\n  "when": "2026-12-01 00:00:00+00:00"\n}\n')
 
 
@@ -394,7 +402,7 @@ def test_json_stable():
 
 
 def test_summary():
-    lines = rr.render_summary(sample_report(), now=NOW_BEFORE,
+    lines = render_summary(sample_report(), now=NOW_BEFORE,
                               paths={"html": "reports/report.html", "json": "reports/report.json"})
     assert lines[0] == ("sne.guichet rotation V5 - run 20261201T080512Z - 2 h 14 min before revocation at "
                         "09:00 UTC")
@@ -413,7 +421,7 @@ def test_summary():
 
 
 def test_summary_dry_run_and_after_revocation():
-    lines = rr.render_summary(sample_report(check_mode=True), now=NOW_AFTER)
+    lines = render_summary(sample_report(check_mode=True), now=NOW_AFTER)
     assert "DRY RUN" in lines[0] and "revoked since 09:00 UTC (38 min ago)" in lines[0]
 
 
@@ -421,7 +429,7 @@ def test_summary_truncates_and_one_line_per_host():
     report = sample_report()
     report["hosts"] = [_host("g-%03d" % i, "failed", "line one\nline two " + "x" * 400) for i in range(55)]
     report["totals"] = {"failed": 55}
-    lines = rr.render_summary(report, now=NOW_BEFORE, paths={"html": "out/report.html"})
+    lines = render_summary(report, now=NOW_BEFORE, paths={"html": "out/report.html"})
     host_lines = [line for line in lines if line.startswith("  g-")]
     assert len(host_lines) == 40
     assert all("\n" not in line and len(line) < 230 for line in lines)
@@ -432,18 +440,18 @@ def test_summary_truncates_and_one_line_per_host():
 def test_summary_nothing_to_do():
     report = {"kind": "audit", "generation": "V5", "run_id": "r", "hosts": [_host("a", "ok")],
               "totals": {"ok": 1}}
-    lines = rr.render_summary(report)
+    lines = render_summary(report)
     assert lines[-1] == "No host needs action."
     assert lines[0] == "sne.guichet audit V5 - run r"
 
 
 def test_span():
-    assert rr._span(0) == "less than 1 min"
-    assert rr._span(59) == "less than 1 min"
-    assert rr._span(60) == "1 min"
-    assert rr._span(3600) == "1 h"
-    assert rr._span(2 * 3600 + 14 * 60 + 59) == "2 h 14 min"
-    assert rr._span(26 * 3600 + 120) == "1 d 2 h"
+    assert span(0) == "less than 1 min"
+    assert span(59) == "less than 1 min"
+    assert span(60) == "1 min"
+    assert span(3600) == "1 h"
+    assert span(2 * 3600 + 14 * 60 + 59) == "2 h 14 min"
+    assert span(26 * 3600 + 120) == "1 d 2 h"
 
 
 # ---------------------------------------------------------------- headless Chromium
@@ -470,9 +478,9 @@ def _chromium_or_skip():
 def test_chromium_renders_the_report(tmp_path, name, report, texts):
     _chromium_or_skip()
     page = tmp_path / ("report-%s.html" % name)
-    page.write_text(rr.render_html(report, now=NOW_BEFORE), encoding="utf-8")
+    page.write_text(render_html(report, now=NOW_BEFORE), encoding="utf-8")
     shot = os.path.join(SCREENSHOTS, "report-%s.png" % name)
-    totals = {s: report["totals"][s] for s in rr.STATUS_ORDER}
+    totals = {s: report["totals"][s] for s in STATUS_ORDER}
     found = chromium_check.check(str(page), shot, [h["host"] for h in report["hosts"]], totals, texts)
     assert found["hosts"] == [h["host"] for h in report["hosts"]]
     assert found["totals"] == totals
@@ -488,7 +496,7 @@ def test_chromium_status_filter(tmp_path):
     _chromium_or_skip()
     report = sample_report()
     page = tmp_path / "report.html"
-    page.write_text(rr.render_html(report, now=NOW_BEFORE), encoding="utf-8")
+    page.write_text(render_html(report, now=NOW_BEFORE), encoding="utf-8")
     hosts = [h["host"] for h in report["hosts"]]
     found = chromium_check.check(str(page), str(tmp_path / "shot.png"), hosts, {}, ["2 of 12 hosts shown"],
                                  fragment="status=not%20reached")
@@ -500,7 +508,7 @@ def test_chromium_status_filter(tmp_path):
 def test_chromium_check_reports_problems(tmp_path):
     _chromium_or_skip()
     page = tmp_path / "report.html"
-    page.write_text(rr.render_html(sample_report(), now=NOW_BEFORE), encoding="utf-8")
+    page.write_text(render_html(sample_report(), now=NOW_BEFORE), encoding="utf-8")
     with pytest.raises(chromium_check.CheckFailed) as info:
         chromium_check.check(str(page), str(tmp_path / "shot.png"), ["guichet-001", "guichet-999"],
                              {"failed": 4, "ok": 1}, ["DRY RUN"])
