@@ -82,3 +82,27 @@ class TransportError(SneError):
 
     def __init__(self, reason: str) -> None:
         super().__init__("transport", reason)
+
+
+class Malformed(SneError, ValueError):
+    """Bytes that do not hold the structure they should (code ``corrupt``).
+
+    ``offset`` is where it goes wrong, ``what`` says what was being read. Also a ValueError:
+    the certificate reader has always raised ValueError for malformed input.
+    """
+
+    _kind = "garbled"
+
+    def __init__(self, offset: int, what: str = "") -> None:
+        self.offset, self.what = offset, what
+        super().__init__(CORRUPT, "%s at byte %d%s" % (self._kind, offset, ": " + what if what else ""))
+
+
+class Truncated(Malformed):
+    """The data ends inside an element: a cut file (every prefix of a good one is this)."""
+
+    _kind = "truncated"
+
+
+class Garbled(Malformed):
+    """A byte that is there does not fit: the data is damaged, or is something else."""

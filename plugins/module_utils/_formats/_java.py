@@ -13,7 +13,10 @@ from __future__ import annotations
 import struct
 from typing import List, Optional, Tuple
 
-# Skipping one Java serialization stream (JCEKS secret keys: a SealedObject)
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import Garbled, Truncated
+
+# --------------------------------------------------------------------------------------
+# Modified UTF-8 (DataOutputStream.writeUTF)
 # --------------------------------------------------------------------------------------
 
 def encode_modified_utf8(text: str) -> bytes:
@@ -69,20 +72,6 @@ def decode_modified_utf8(data: bytes) -> str:
     return bytes(units).decode("utf-16-be", "surrogatepass")
 
 
-class _Truncated(Exception):
-    def __init__(self, offset: int, what: str) -> None:
-        super().__init__(what)
-        self.offset = offset
-        self.what = what
-
-
-class _Garbled(Exception):
-    def __init__(self, offset: int, what: str) -> None:
-        super().__init__(what)
-        self.offset = offset
-        self.what = what
-
-
 class _Reader:
     def __init__(self, data: bytes, pos: int = 0, end: Optional[int] = None) -> None:
         self.data = data
@@ -91,7 +80,7 @@ class _Reader:
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > self.end:
-            raise _Truncated(self.pos, what)
+            raise Truncated(self.pos, what)
         chunk = self.data[self.pos:self.pos + n]
         self.pos += n
         return chunk
@@ -117,16 +106,20 @@ class _Reader:
         try:
             return decode_modified_utf8(body)
         except ValueError as exc:
-            raise _Garbled(start, "%s is not modified UTF-8 (%s)" % (what, exc))
+            raise Garbled(start, "%s is not modified UTF-8 (%s)" % (what, exc))
 
     def blob(self, what: str) -> bytes:
         start = self.pos
         size = self.u32(what + " length")
         if size > self.end - self.pos:
-            raise _Truncated(start, "%s (claims %d bytes, %d left)" % (what, size, self.end - self.pos))
+            raise Truncated(start, "%s (claims %d bytes, %d left)" % (what, size, self.end - self.pos))
         return self.take(size, what)
 
 
+
+# --------------------------------------------------------------------------------------
+# Skipping one Java serialization stream (JCEKS secret keys: a SealedObject)
+# --------------------------------------------------------------------------------------
 
 _PRIM_SIZES = {"B": 1, "C": 2, "D": 8, "F": 4, "I": 4, "J": 8, "S": 2, "Z": 1}
 _SC_WRITE_METHOD = 0x01
@@ -159,8 +152,8 @@ class _JavaSerialSkipper:
         self.handles: List[object] = []
         self.depth = 0
 
-    def fail(self, why: str) -> _Garbled:
-        return _Garbled(self.r.pos, "%s: %s" % (self.what, why))
+    def fail(self, why: str) -> Garbled:
+        return Garbled(self.r.pos, "%s: %s" % (self.what, why))
 
     def skip_stream(self) -> None:
         if self.r.u16(self.what) != 0xACED or self.r.u16(self.what) != 5:
@@ -250,7 +243,7 @@ class _JavaSerialSkipper:
     def _annotations(self) -> None:
         while True:
             if self.r.pos >= self.r.end:
-                raise _Truncated(self.r.pos, self.what)
+                raise Truncated(self.r.pos, self.what)
             if self.r.data[self.r.pos] == 0x78:  # TC_ENDBLOCKDATA
                 self.r.pos += 1
                 return

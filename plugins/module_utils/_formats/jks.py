@@ -34,14 +34,14 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     UNKNOWN_FORMAT,
     UNSUPPORTED,
     WRONG_PASSWORD,
+    Garbled,
     StoreError,
+    Truncated,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._formats._java import (
-    _Garbled,
     _JavaSerialSkipper,
     _Reader,
-    _Truncated,
     encode_modified_utf8,
 )
 
@@ -213,7 +213,7 @@ def _parse_entry(reader: _Reader, version: int, magic: int, index: int) -> JksEn
     tag = reader.u32("entry %d tag" % index)
     if tag not in (TAG_PRIVATE_KEY, TAG_TRUSTED_CERT) and not (
             tag == TAG_SECRET_KEY and magic == JCEKS_MAGIC):
-        raise _Garbled(start, "entry %d has unknown tag %d" % (index, tag))
+        raise Garbled(start, "entry %d has unknown tag %d" % (index, tag))
     alias = reader.utf("entry %d alias" % index)
     timestamp = reader.i64("entry %d timestamp" % index)
     cert_type = None
@@ -262,20 +262,20 @@ def parse(data: bytes, password: Optional[str]) -> JksFile:
     try:
         version = reader.u32("version")
         if version not in (1, 2):
-            raise _Garbled(4, "unsupported keystore version %d" % version)
+            raise Garbled(4, "unsupported keystore version %d" % version)
         count = reader.u32("entry count")
         entries = []
         seen = set()
         for index in range(count):
             entry = _parse_entry(reader, version, magic, index)
             if entry.alias in seen:
-                raise _Garbled(entry.offset, "alias %r appears twice" % entry.alias)
+                raise Garbled(entry.offset, "alias %r appears twice" % entry.alias)
             seen.add(entry.alias)
             entries.append(entry)
-    except _Truncated as exc:
+    except Truncated as exc:
         raise StoreError(CORRUPT, "keystore truncated or garbled at byte %d: %s runs past the end"
                          % (exc.offset, exc.what))
-    except _Garbled as exc:
+    except Garbled as exc:
         raise StoreError(CORRUPT, "keystore garbled at byte %d: %s" % (exc.offset, exc.what))
     if reader.pos != end:
         raise StoreError(CORRUPT, "keystore garbled at byte %d: %d unexpected bytes after the last "

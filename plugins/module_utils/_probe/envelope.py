@@ -15,7 +15,7 @@ Two ways to encrypt, tried in this order by :func:`encrypt` (``backend="auto"``)
     the ``openssl cms -encrypt -aes256 -binary -outform DER -recip CERT`` command, the
     message and the certificate given through files of a private temporary folder.
 
-Whichever ran, :func:`inspect_envelope` (a small BER reader) then checks what was built:
+Whichever ran, :func:`inspect_envelope` (read with ``_asn1``, BER) then checks what was built:
 an EnvelopedData with a single key-transport recipient named by the issuer and serial
 number of the certificate, RSA key transport, AES-256-CBC content encryption.
 """
@@ -25,10 +25,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
+from ansible_collections.sne.guichet.plugins.module_utils._asn1 import SEQUENCE, SET, Node, context, read
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import cryptography_problem
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import EnvelopeError
+from ansible_collections.sne.guichet.plugins.module_utils._oids import (  # noqa: F401  (OID_DATA re-exported)
+    ALGORITHM_NAMES,
+    OID_AES256_CBC,
+    OID_DATA,
+    OID_ENVELOPED_DATA,
+    OID_RSA_ENCRYPTION,
+)
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem
 
 try:  # optional fast path
@@ -43,19 +51,6 @@ except ImportError:  # pragma: no cover - depends on the target
 
 BACKENDS = ("auto", "cryptography", "openssl")
 
-OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
-OID_DATA = "1.2.840.113549.1.7.1"
-OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RSA PKCS#1 v1.5 key transport
-OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
-_ALGORITHM_NAMES = {
-    OID_RSA_ENCRYPTION: "rsaEncryption (PKCS#1 v1.5)",
-    "1.2.840.113549.1.1.7": "RSAES-OAEP",
-    OID_AES256_CBC: "aes-256-cbc",
-    "2.16.840.1.101.3.4.1.2": "aes-128-cbc",
-    "2.16.840.1.101.3.4.1.22": "aes-192-cbc",
-    "1.2.840.113549.3.7": "des-ede3-cbc",
-}
-
 NO_BACKEND_MESSAGE = (
     "cannot encrypt the probe message on this host: neither the Python library cryptography "
     "(>= 45) nor the openssl command is available. Run the probe delegated to the controller "
@@ -67,115 +62,30 @@ CommandRunner = Callable[..., Any]
 
 
 # --------------------------------------------------------------------------------------
-# A small BER reader (DER is BER): enough to check the envelope and read a certificate's
-# issuer and serial number.
+# Checking the envelope (and reading a certificate's issuer and serial number)
 # --------------------------------------------------------------------------------------
 
-class _Node:
-    __slots__ = ("tag", "raw", "value", "children")
-
-    def __init__(self, tag: int, raw: bytes, value: bytes, children: Optional[List[_Node]]) -> None:
-        self.tag = tag
-        self.raw = raw  # the whole TLV as read
-        self.value = value  # content octets of a primitive value
-        self.children = children  # None for a primitive value
-
-    def kids(self, what: str) -> List[_Node]:
-        if self.children is None:
-            raise EnvelopeError("envelope", "%s: constructed value expected" % what)
-        return self.children
-
-
-def _parse(data: bytes, pos: int = 0, depth: int = 0) -> Tuple[_Node, int]:
-    if depth > 32:
-        raise EnvelopeError("envelope", "nesting too deep")
-    if pos + 2 > len(data):
-        raise EnvelopeError("envelope", "truncated at byte %d" % pos)
-    start = pos
-    tag = data[pos]
-    if tag & 0x1F == 0x1F:
-        raise EnvelopeError("envelope", "unexpected high tag number at byte %d" % pos)
-    first = data[pos + 1]
-    pos += 2
-    constructed = bool(tag & 0x20)
-    if first == 0x80:
-        if not constructed:
-            raise EnvelopeError("envelope", "indefinite length on a primitive value")
-        children = []
-        while True:
-            if pos + 2 > len(data):
-                raise EnvelopeError("envelope", "truncated (no end-of-contents)")
-            if data[pos] == 0 and data[pos + 1] == 0:
-                pos += 2
-                return _Node(tag, data[start:pos], b"", children), pos
-            child, pos = _parse(data, pos, depth + 1)
-            children.append(child)
-    if first & 0x80:
-        count = first & 0x7F
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise EnvelopeError("envelope", "bad length at byte %d" % start)
-        length = int.from_bytes(data[pos:pos + count], "big")
-        pos += count
-    else:
-        length = first
-    end = pos + length
-    if end > len(data):
-        raise EnvelopeError("envelope", "truncated at byte %d" % start)
-    if not constructed:
-        return _Node(tag, data[start:end], data[pos:end], None), end
-    children = []
-    while pos < end:
-        child, pos = _parse(data, pos, depth + 1)
-        children.append(child)
-    if pos != end:
-        raise EnvelopeError("envelope", "a value overruns its parent at byte %d" % start)
-    return _Node(tag, data[start:end], b"", children), end
-
-
-def _oid(node: _Node) -> str:
-    if node.tag != 0x06 or not node.value:
-        raise EnvelopeError("envelope", "OBJECT IDENTIFIER expected")
-    values: List[int] = []
-    current = 0
-    for byte in node.value:
-        current = (current << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            values.append(current)
-            current = 0
-    first = min(values[0] // 40, 2)
-    return ".".join(str(v) for v in [first, values[0] - 40 * first] + values[1:])
-
-
-def _integer(node: _Node) -> int:
-    if node.tag != 0x02 or not node.value:
-        raise EnvelopeError("envelope", "INTEGER expected")
-    return int.from_bytes(node.value, "big", signed=True)
-
-
-def _canonical(node: _Node) -> bytes:
-    """Definite-length encoding of ``node`` (a Name read from BER compares as DER)."""
-    if node.children is None:
-        content = node.value
-    else:
-        content = b"".join(_canonical(child) for child in node.children)
-    length = len(content)
-    if length < 0x80:
-        header = bytes([node.tag, length])
-    else:
-        raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-        header = bytes([node.tag, 0x80 | len(raw)]) + raw
-    return header + content
+def _read(data: bytes, what: str) -> Node:
+    """The whole tree of ``data`` read (children included), so nothing damaged is left unseen."""
+    root = read(data, what=what)
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if node.constructed:
+            pending.extend(node.children(what))
+    return root
 
 
 def issuer_and_serial(cert_der: bytes) -> Tuple[bytes, int]:
     """The issuer Name (DER) and serial number of a certificate: how CMS names a recipient."""
     try:
-        cert, _end = _parse(cert_der)
-        tbs = cert.kids("certificate")[0].kids("tbsCertificate")
-        index = 1 if tbs and tbs[0].tag == 0xA0 else 0
-        return _canonical(tbs[index + 2]), _integer(tbs[index])
+        tbs = _read(cert_der, "certificate").children()[0].children("tbsCertificate")
+        index = 1 if tbs and tbs[0].tag == context(0) else 0
+        return tbs[index + 2].definite(), tbs[index].integer("serialNumber")
     except IndexError:
         raise EnvelopeError("certificate", "not an X.509 certificate")
+    except ValueError as exc:  # _asn1's Truncated and Garbled
+        raise EnvelopeError("envelope", str(exc))
 
 
 def inspect_envelope(cms: bytes) -> Dict[str, Any]:
@@ -186,44 +96,46 @@ def inspect_envelope(cms: bytes) -> Dict[str, Any]:
     ``content_type`` OID of the encrypted content, ``size``.
     """
     try:
-        root, end = _parse(cms)
-        if cms[end:].strip(b"\x00"):
+        root = _read(cms, "CMS")
+        if cms[root.end:].strip(b"\x00"):
             raise EnvelopeError("envelope", "trailing bytes after the CMS structure")
-        top = root.kids("ContentInfo")
-        if root.tag != 0x30 or _oid(top[0]) != OID_ENVELOPED_DATA or top[1].tag != 0xA0:
+        top = root.children("ContentInfo")
+        if root.tag != SEQUENCE or top[0].oid() != OID_ENVELOPED_DATA or top[1].tag != context(0):
             raise EnvelopeError("envelope", "not a CMS EnvelopedData")
-        fields = top[1].kids("content")[0].kids("EnvelopedData")
-        index = 2 if fields[1].tag == 0xA0 else 1  # originatorInfo
+        fields = top[1].explicit(0, "content").children("EnvelopedData")
+        index = 2 if fields[1].tag == context(0) else 1  # originatorInfo
         infos, eci = fields[index], fields[index + 1]
-        if infos.tag != 0x31 or eci.tag != 0x30:
+        if infos.tag != SET or eci.tag != SEQUENCE:
             raise EnvelopeError("envelope", "bad EnvelopedData")
         recipients = []
-        for info in infos.kids("RecipientInfos"):
-            if info.tag != 0x30:
+        for info in infos.children("RecipientInfos"):
+            if info.tag != SEQUENCE:
                 recipients.append({"kind": "other"})
                 continue
-            parts = info.kids("KeyTransRecipientInfo")
+            parts = info.children("KeyTransRecipientInfo")
             rid = parts[1]
-            entry: Dict[str, Any] = {"kind": "other", "key_encryption": _oid(parts[2].kids("alg")[0])}
-            if rid.tag == 0x30:
-                issuer, serial = rid.kids("IssuerAndSerialNumber")
-                entry.update(kind="issuer_serial", issuer_der=_canonical(issuer), serial=_integer(serial))
-            elif rid.tag == 0x80:
-                entry.update(kind="ski", ski=rid.value)
+            entry: Dict[str, Any] = {"kind": "other", "key_encryption": parts[2].children("alg")[0].oid()}
+            if rid.tag == SEQUENCE:
+                issuer, serial = rid.children("IssuerAndSerialNumber")
+                entry.update(kind="issuer_serial", issuer_der=issuer.definite(), serial=serial.integer())
+            elif rid.tag == context(0, False):
+                entry.update(kind="ski", ski=rid.content)
             recipients.append(entry)
-        eci_parts = eci.kids("EncryptedContentInfo")
+        eci_parts = eci.children("EncryptedContentInfo")
         return {
             "recipients": recipients,
-            "content_type": _oid(eci_parts[0]),
-            "content_encryption": _oid(eci_parts[1].kids("algorithm")[0]),
+            "content_type": eci_parts[0].oid(),
+            "content_encryption": eci_parts[1].children("algorithm")[0].oid(),
             "size": len(cms),
         }
     except IndexError:
         raise EnvelopeError("envelope", "CMS structure too short")
+    except ValueError as exc:  # _asn1's Truncated and Garbled; an IssuerAndSerialNumber of 3 fields
+        raise EnvelopeError("envelope", str(exc))
 
 
 def algorithm_name(oid: str) -> str:
-    return _ALGORITHM_NAMES.get(oid, oid)
+    return ALGORITHM_NAMES.get(oid, oid)
 
 
 def check_envelope(cms: bytes, cert_der: bytes) -> Dict[str, Any]:

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ansible_collections.sne.guichet.plugins.module_utils import _asn1
 from ansible_collections.sne.guichet.plugins.module_utils import _x509 as _certs
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 
@@ -462,7 +463,7 @@ def test_bmp_surrogates_readable_but_no_openssl_hash(key):
     (0x18, b"99991231235959Z", "9999-12-31T23:59:59Z"),
 ])
 def test_time_forms(tag, text, want):
-    assert _certs._time(_certs._TLV(tag, False, 0, text, b""), "t") == want
+    assert _asn1.read(bytes([tag, len(text)]) + text).time("t") == want
 
 
 @pytest.mark.parametrize("tag, text", [
@@ -471,4 +472,4 @@ def test_time_forms(tag, text, want):
 ])
 def test_time_invalid(tag, text):
     with pytest.raises(ValueError):
-        _certs._time(_certs._TLV(tag, False, 0, text, b""), "t")
+        _asn1.read(bytes([tag, len(text)]) + text).time("t")
