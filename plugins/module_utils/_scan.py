@@ -9,12 +9,11 @@ open encrypted PKCS#12 files, when present).
 
 How a file is examined (cheapest test first):
 
-1. its first ``HEAD_SIZE`` bytes are read and :func:`classify` decides what it may be:
-   JKS/JCEKS magic, a PKCS#12 PFX header (``30 len 02 01 03 30``), a DER certificate header
-   (``30 8x len 30 8x len`` then ``A0`` or ``02``), text (no NUL byte), or nothing;
+1. its first ``HEAD_SIZE`` bytes are read and :func:`~._formats.detect.classify` decides
+   what it may be: JKS/JCEKS, PKCS#12, a DER certificate, text, or nothing;
 2. binary files that are none of these are not read further (archives, libraries...);
 3. candidates are read whole (they are at most ``max_file_size``) and parsed: text files
-   only when they contain ``-----BEGIN``.
+   only when they contain ``-----BEGIN``, keystores by :func:`~._formats.keystore.open_keystore`.
 
 Walking: symbolic links are never followed. A link that resolves to a file, inside one of
 the roots, in which certificates were found is reported as its own place (format ``link``,
@@ -23,13 +22,8 @@ file they name; every other link is only counted (``symlink``, ``symlink_outside
 ``symlink_broken``). A root given as a link is followed (it was named explicitly). Devices,
 FIFOs and sockets are never opened. A file reached twice (overlapping roots) is read once.
 
-References (``references_of``): after the walk, the text files met under the roots (at most
-``REFERENCE_MAX_SIZE`` bytes, no NUL byte in their first ``HEAD_SIZE`` bytes, not named like
-a certificate or keystore) are read again and searched for the file names of the files that
-hold one of the given fingerprints. A name counts when it stands alone (not part of a longer
-file name) and the path written around it, as far as it can be followed (``/opt/guichet/conf/
-X.cer``, ``conf/X.cer``, ``${HOME}/conf/X.cer``, ``X.cer``), is the end of the file's path: a
-configuration naming ``/opt/a/X.cer`` does not name ``/opt/b/X.cer``.
+References (``references_of``): after the walk, the text files met under the roots are
+searched for the names of the files holding one of the given fingerprints (``_scan_refs``).
 """
 
 from __future__ import annotations
@@ -47,19 +41,28 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     ScanError,
     StoreError,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import (
-    normalize_fingerprint,
-    sha256_fingerprint,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
-from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
-from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
-    TAG_PRIVATE_KEY,
-    TAG_TRUSTED_CERT,
+from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import (
+    DER,
+    HEAD_SIZE,
+    PEM,
+    PKCS12,
+    TEXT,
+    classify,
+    text_kind,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import parse as parse_jks
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import StoreSpec
-from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
+from ansible_collections.sne.guichet.plugins.module_utils._formats.keystore import open_keystore
+from ansible_collections.sne.guichet.plugins.module_utils._scan_options import (
+    Passwords,
+    PasswordTable,
+    wanted_fingerprints,
+)
+from ansible_collections.sne.guichet.plugins.module_utils._scan_refs import (
+    NOFOLLOW,
+    REFERENCE_MAX_SIZE,
+    find_references,
+)
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     CERTIFICATE_LABELS,
     cert_info,
@@ -70,19 +73,10 @@ from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
 
 DEFAULT_MAX_DEPTH = 6
 DEFAULT_MAX_FILE_SIZE = 5 * 1024 * 1024
-HEAD_SIZE = 4096
-# Text files bigger than this are not searched for references (configuration files are small).
-REFERENCE_MAX_SIZE = 1024 * 1024
 
-# Formats of the places reported.
-PEM = "pem"
-DER = "der"
+# Formats of the places reported, besides those of _formats.detect (pem, der, jks, jceks, pkcs12).
 BASE64 = "base64"
-JKS = "jks"
-JCEKS = "jceks"
-PKCS12 = "pkcs12"
 LINK = "link"
-TEXT = "text"  # classification only: a text file that may hold PEM blocks
 
 # Reasons a path was not examined; every key is always returned.
 SKIP_REASONS = ("excluded", "max_depth", "too_large", "special", "symlink",
@@ -92,72 +86,16 @@ SKIP_REASONS = ("excluded", "max_depth", "too_large", "special", "symlink",
 CERT_SUFFIXES = (".cer", ".crt", ".cert")
 STORE_SUFFIXES = (".jks", ".jceks", ".p12", ".pfx", ".keystore", ".truststore")
 
-_PEM_MARKER = b"-----BEGIN"
 # A block may not contain another BEGIN: a truncated block does not swallow the next one.
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #._/-]*)-----(?:(?!-----BEGIN ).)*?-----END \1-----",
                         re.S)
 _CERT_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
-# References: a file name standing alone (not inside a longer name such as old-X.cer or
-# X.cer.bak); bytes that end the path written around it; segments that stop following it.
-_NAME_BYTE = b"A-Za-z0-9_\\-"
-_TOKEN_STOPS = frozenset(b" \t\r\n\"'`=,;:<>()[]|&\\")
-_SEGMENT_STOPS = frozenset(b"${}%~*?")
-_TOKEN_LOOKBACK = 4096
 
-Passwords = Union[None, str, Sequence[Any], Dict[str, Any]]
 CommandRunner = Callable[..., Any]
 
 
-# --------------------------------------------------------------------------- classification
-
-
-def _after_length(head: bytes, pos: int) -> Optional[int]:
-    """Position after the DER/BER length octets at ``pos``; None if not in ``head``."""
-    if pos >= len(head):
-        return None
-    first = head[pos]
-    if first <= 0x80:  # short form, or BER indefinite
-        return pos + 1
-    count = first & 0x7F
-    if count > 4 or pos + 1 + count > len(head):
-        return None
-    return pos + 1 + count
-
-
-def _long_length(head: bytes, pos: int) -> Optional[int]:
-    """Like :func:`_after_length` for a definite long-form length (any certificate has one)."""
-    if pos >= len(head) or not 0x81 <= head[pos] <= 0x84:
-        return None
-    return _after_length(head, pos)
-
-
-def classify(head: bytes) -> Optional[str]:
-    """What the first bytes of a file say it may be: jks, jceks, pkcs12, der, text or None.
-
-    Only a cheap look at the header: the caller still parses the whole file. ``None``
-    means a binary file that is none of the formats (not worth reading further) or an
-    empty one.
-    """
-    if head[:4] == b"\xfe\xed\xfe\xed":
-        return JKS
-    if head[:4] == b"\xce\xce\xce\xce":
-        return JCEKS
-    if head[:1] == b"\x30":
-        pos = _after_length(head, 1)
-        if pos is not None and head[pos:pos + 4] == b"\x02\x01\x03\x30":
-            return PKCS12  # PFX { version 3, authSafe ContentInfo
-        pos = _long_length(head, 1)
-        if pos is not None and head[pos:pos + 1] == b"\x30":
-            inner = _long_length(head, pos + 1)  # tbsCertificate
-            if inner is not None and head[inner:inner + 1] in (b"\xa0", b"\x02"):
-                return DER
-        if len(head) > 1 and head[1] >= 0x80:
-            return None  # some other ASN.1 structure (key, PKCS#7, CRL...): never text
-    if not head or b"\0" in head:
-        return None
-    return TEXT
+# --------------------------------------------------------------------------- names
 
 
 def _named_like(path: str, der_shaped: bool = False) -> Optional[str]:
@@ -174,42 +112,6 @@ def _named_like(path: str, der_shaped: bool = False) -> Optional[str]:
     if low.endswith(STORE_SUFFIXES):
         return "a keystore"
     return None
-
-
-# --------------------------------------------------------------------------- options
-
-
-def wanted_fingerprints(values: Optional[Sequence[str]], option: str = "sha256") -> Optional[Set[str]]:
-    """Normalised fingerprints to look for; None (everything) when the list is empty."""
-    wanted = set()
-    for value in values or []:
-        try:
-            wanted.add(normalize_fingerprint(str(value)))
-        except ValueError as exc:
-            raise ScanError("%s: %s" % (option, exc))
-    return wanted or None
-
-
-def _password_table(passwords: Passwords) -> Union[Dict[str, str], List[str]]:
-    if passwords is None:
-        return []
-    if isinstance(passwords, dict):
-        table = {}
-        for key, value in passwords.items():
-            if value is None or isinstance(value, (dict, list)):
-                raise ScanError("passwords: the value for %s must be a string" % key)
-            table[str(key)] = str(value)
-        return table
-    if isinstance(passwords, str):
-        return [passwords]
-    if isinstance(passwords, (list, tuple)):
-        out = []
-        for value in passwords:
-            if value is None or isinstance(value, (dict, list)):
-                raise ScanError("passwords: a list of passwords must hold strings only")
-            out.append(str(value))
-        return out
-    raise ScanError("passwords: give a dict (path or glob pattern -> password) or a list of passwords")
 
 
 # --------------------------------------------------------------------------- the scan
@@ -234,7 +136,7 @@ class Scanner:
         self.max_depth = max_depth
         self.exclude = [str(p) for p in exclude or []]
         self.max_file_size = max_file_size
-        self.passwords = _password_table(passwords)
+        self.passwords = PasswordTable(passwords)
         self.run_command = run_command
         self.find_tool = find_tool
         self.found: Dict[str, List[Dict[str, Any]]] = {}
@@ -334,7 +236,8 @@ class Scanner:
             else:
                 self.skipped["special"] += 1
         self._resolve_links()
-        self._find_references()
+        if self.references_of is not None:  # which text files name the files holding them
+            self.references = find_references(self._ref_targets, self._ref_candidates)
         return self.result()
 
     def _excluded(self, path: str, name: str) -> bool:
@@ -408,33 +311,6 @@ class Scanner:
                 self.found[fingerprint].append({"path": link, "format": LINK, "alias": None,
                                                 "index": None, "target": reported})
 
-    # ------------------------------------------------------------ references
-    def _find_references(self) -> None:
-        """Which text files name the files holding one of ``references_of``."""
-        if self.references_of is None:
-            return
-        self.references = dict((path, []) for path in self._ref_targets)
-        by_name: Dict[bytes, List[Tuple[bytes, str]]] = {}
-        for path in self._ref_targets:
-            encoded = os.fsencode(path)  # file names as the bytes on disk, UTF-8 or not
-            by_name.setdefault(os.path.basename(encoded), []).append((encoded, path))
-        if not by_name:
-            return
-        names = b"|".join(re.escape(name) for name in sorted(by_name, key=lambda n: (-len(n), n)))
-        pattern = re.compile(b"(?<![" + _NAME_BYTE + b".])(?:" + names + b")(?![" + _NAME_BYTE
-                             + b"]|\\.[" + _NAME_BYTE + b"])")
-        for path, real in self._ref_candidates:
-            data = _read_text(real)
-            if data is None:
-                continue
-            for match in pattern.finditer(data):
-                tail = b"/" + _written_tail(data, match.start(), match.end())
-                for encoded, target in by_name[match.group(0)]:
-                    if target == path or path in self.references[target]:
-                        continue
-                    if encoded == tail or encoded.endswith(tail):
-                        self.references[target].append(path)
-
     # ------------------------------------------------------------ one file
     def _file(self, path: str, real: str, info: os.stat_result) -> None:
         if real in self._seen_files:
@@ -444,7 +320,7 @@ class Scanner:
             self.skipped["too_large"] += 1
             return
         try:
-            fd = os.open(real, os.O_RDONLY | _NOFOLLOW)
+            fd = os.open(real, os.O_RDONLY | NOFOLLOW)
         except OSError as exc:
             self._problem(path, "cannot open: %s" % (exc.strerror or exc))
             return
@@ -474,10 +350,8 @@ class Scanner:
             self._text(path, real, data)
         elif kind == DER:
             self._der(path, real, data)
-        elif kind in (JKS, JCEKS):
-            self._jks(path, real, data)
         else:
-            self._pkcs12(path, real, data)
+            self._keystore(path, real, data, kind)
 
     def _nothing(self, path: str, data: bytes, binary: bool) -> None:
         """A file with no certificate: a problem only when it is named like one."""
@@ -493,7 +367,7 @@ class Scanner:
         self._problem(path, "named like %s, but holds no certificate: %s" % (like, what))
 
     def _text(self, path: str, real: str, data: bytes) -> None:
-        if _PEM_MARKER not in data:
+        if text_kind(data) != PEM:
             if _named_like(path) == "a certificate" and _BASE64_TEXT.match(data):
                 # A certificate saved as bare base64, without BEGIN/END lines.
                 try:
@@ -544,157 +418,26 @@ class Scanner:
         for index, der in enumerate(ders):
             self._add(path, real, der, fmt, index=index if len(ders) > 1 else None)
 
-    def _jks(self, path: str, real: str, data: bytes) -> None:
+    def _keystore(self, path: str, real: str, data: bytes, kind: str) -> None:
+        # JKS/JCEKS certificates are readable without the password: it is not asked for.
+        passwords = self.passwords.for_file(path, real) if kind == PKCS12 else []
         try:
-            store = parse_jks(data, None)  # certificates are not protected by the password
+            opened = open_keystore(real, data, passwords, kind, self.run_command, self.find_tool,
+                                   ask="its password in passwords")
         except StoreError as exc:
-            self._problem(path, exc.reason)
-            return
-        for entry in store.entries:
-            if entry.tag == TAG_TRUSTED_CERT and entry.der is not None:
-                certs = [(None, entry.cert_type, entry.der)]
-            elif entry.tag == TAG_PRIVATE_KEY:
-                certs = [(i, kind, der) for i, (kind, der) in enumerate(entry.chain)]
-            else:
-                continue  # secret keys
-            for index, kind, der in certs:
-                if kind == "X.509":
-                    self._add(path, real, der, store.format, alias=entry.alias, index=index,
-                              what="entry %r: " % entry.alias)
-
-    # ------------------------------------------------------------ PKCS#12
-    def _passwords_for(self, path: str, real: str) -> List[str]:
-        if isinstance(self.passwords, list):
-            return list(self.passwords)
-        exact = [v for k, v in self.passwords.items() if k in (path, real)]
-        globbed = [v for k, v in self.passwords.items() if k not in (path, real)
-                   and (fnmatch.fnmatchcase(path, k) or fnmatch.fnmatchcase(real, k))]
-        out: List[str] = []
-        for value in exact + globbed:
-            if value not in out:
-                out.append(value)
-        return out
-
-    def _pkcs12(self, path: str, real: str, data: bytes) -> None:
-        try:
-            outline = _p12.outline(data)
-        except StoreError as exc:
-            if exc.code == UNKNOWN_FORMAT:
+            if exc.code == UNKNOWN_FORMAT:  # a PFX header, and no PKCS#12 behind it
                 self._nothing(path, data, binary=True)
             else:
                 self._problem(path, exc.reason)
             return
-        clear = [bag for part in outline.parts if part.kind == "data" for bag in part.bags]
-        certs = _bag_certs(clear)  # readable without any password
-        sealed = [part for part in outline.parts if part.kind != "data"]
-        problem = None
-        if sealed:
-            candidates = self._passwords_for(path, real)
-            if not candidates:
-                problem = ("PKCS#12 file whose certificates are encrypted: give its password in "
-                           "passwords to read them")
-            else:
-                opened, problem = self._open_pkcs12(real, data, outline, candidates)
-                if opened is not None:
-                    certs = opened
-        for alias, index, der in certs:
-            self._add(path, real, der, PKCS12, alias=alias, index=index,
-                      what="entry %r: " % alias if alias else "")
-        if problem is not None:
-            # The file is a PKCS#12 keystore whatever its name: say so, it is a store to declare.
-            self._problem(path, problem, PKCS12)
-
-    def _open_pkcs12(self, real: str, data: bytes, outline: Any, candidates: List[str]
-                     ) -> Tuple[Optional[List[Tuple[Optional[str], Optional[int], bytes]]], Optional[str]]:
-        """Every certificate of the file, with the first password that opens it."""
-        unchecked = []
-        for password in candidates:
-            matches = _p12.mac_matches(outline, password)
-            if matches:
-                return self._decrypt_pkcs12(real, data, outline, password)
-            if matches is None:
-                unchecked.append(password)
-        problem = None
-        for password in unchecked:  # no MAC, or one the standard library cannot check
-            certs, problem = self._decrypt_pkcs12(real, data, outline, password)
-            if certs is not None:
-                return certs, None
-        if problem is None:
-            problem = ("none of the %d password(s) given for this PKCS#12 file opens it "
-                       "(integrity check failed)" % len(candidates))
-        return None, problem
-
-    def _decrypt_pkcs12(self, real: str, data: bytes, outline: Any, password: str
-                        ) -> Tuple[Optional[List[Tuple[Optional[str], Optional[int], bytes]]], Optional[str]]:
-        if _p12.HAS_CRYPTOGRAPHY:
-            bags = []
-            for part in outline.parts:
-                if part.kind == "data":
-                    bags.extend(part.bags)
-                    continue
-                opened = _p12.decrypt_part(part, password) if part.kind == "encrypted" else None
-                if opened is None:
-                    break
-                bags.extend(opened)
-            else:
-                return _bag_certs(bags), None
-            try:  # legacy encryption (RC2, 3DES): cryptography's own reader
-                loaded = _p12._pkcs12.load_pkcs12(data, password.encode("utf-8"))
-                items = ([loaded.cert] if loaded.cert is not None else []) + list(loaded.additional_certs)
-                return [((c.friendly_name or b"").decode("utf-8", "replace") or None, None,
-                         c.certificate.public_bytes(_p12._Encoding.DER)) for c in items], None
-            except (ValueError, TypeError):
-                pass
-        if self.run_command is not None and self.find_tool is not None and self.find_tool("keytool"):
-            store = Pkcs12Store(StoreSpec(real, "pkcs12", password), self.run_command, self.find_tool)
-            try:
-                store.load()
-            except StoreError as exc:
-                return None, exc.reason
-            # The listing keytool made (aliases and certificates of every entry).
-            return [(entry.alias, None, der) for entry in store.listing for der in entry.ders], None
-        return None, ("PKCS#12 certificates are encrypted with an algorithm the standard library "
-                      "cannot decrypt: install the Python library cryptography (>= 45) or keytool "
-                      "on the host")
-
-
-def _read_text(real: str) -> Optional[bytes]:
-    """A text file to search for references, read again after the walk (None: skip it)."""
-    try:
-        fd = os.open(real, os.O_RDONLY | _NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            data = handle.read(REFERENCE_MAX_SIZE + 1)
-        except OSError:
-            return None
-    if len(data) > REFERENCE_MAX_SIZE or b"\0" in data[:HEAD_SIZE]:
-        return None  # changed since the walk
-    return data
-
-
-def _written_tail(data: bytes, start: int, end: int) -> bytes:
-    """The path written around the file name at ``data[start:end]``, as far as it can be
-    followed back: ``conf/X.cer`` for ``${HOME}/conf/X.cer``, ``opt/X.cer`` for
-    ``file:///opt/X.cer``, ``X.cer`` for ``../X.cer`` (no leading slash)."""
-    begin = start
-    floor = max(0, start - _TOKEN_LOOKBACK)
-    while begin > floor and data[begin - 1] not in _TOKEN_STOPS:
-        begin -= 1
-    segments = data[begin:start].split(b"/")[:-1]  # the folders written before the name
-    kept = [data[start:end]]
-    for segment in reversed(segments):
-        if segment in (b"", b".", b"..") or any(byte in _SEGMENT_STOPS for byte in segment):
-            break
-        kept.append(segment)
-    return b"/".join(reversed(kept))
-
-
-def _bag_certs(bags: List[Any]) -> List[Tuple[Optional[str], Optional[int], bytes]]:
-    return [(name, None, der) for name, der in _p12.certificate_bags(bags)]
+        for cert in opened.certificates:
+            # index: the position in a JKS/JCEKS key's chain (PKCS#12 bags have no order)
+            self._add(path, real, cert.der, opened.format, alias=cert.alias,
+                      index=None if opened.format == PKCS12 else cert.index,
+                      what="entry %r: " % cert.alias if cert.alias else "")
+        if opened.problem is not None:
+            # The file is a keystore whatever its name: say so, it is a store to declare.
+            self._problem(path, opened.problem.reason, opened.format)
 
 
 def scan(paths: Sequence[str], **options: Any) -> Dict[str, Any]:
@@ -705,9 +448,7 @@ def scan(paths: Sequence[str], **options: Any) -> Dict[str, Any]:
 def run_scan(module: Any) -> None:
     """What the ``sne.guichet.scan`` module does once its arguments are parsed."""
     params = module.params
-
     run_command, find_tool = module_tools(module)
-
     try:
         scanner = Scanner(sha256=params["sha256"], max_depth=params["max_depth"],
                           exclude=params["exclude"], max_file_size=params["max_file_size"],

@@ -1,10 +1,14 @@
 # Copyright: sne.guichet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Running keytool: its options, listing parser, error messages and scratch folder.
+"""Running keytool: its options, listing, error messages and scratch folder.
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
+
+keytool runs with English messages whatever the host's locale (its errors are matched on
+their text) and never sees a password on its command line: it reads it from a 0600 file in
+a private 0700 scratch folder, removed afterwards (``-storepass:file``).
 """
 
 from __future__ import annotations
@@ -13,12 +17,13 @@ import os
 import re
 import shutil
 import tempfile
-from typing import Any, List, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
     IO_ERROR,
     NOT_FOUND,
+    TOOL_MISSING,
     UNKNOWN_FORMAT,
     UNSUPPORTED,
     VERIFY_FAILED,
@@ -32,6 +37,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_
 KEYTOOL_JAVA_OPTIONS = ["-J-Duser.language=en", "-J-Duser.country=US", "-J-Dfile.encoding=UTF-8",
                         "-J-Dsun.stdout.encoding=UTF-8", "-J-Dsun.stderr.encoding=UTF-8"]
 KEYTOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
+TOOL_MISSING_MESSAGE = "keytool not found on the host; install a JRE or give keytool's path"
 _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
@@ -137,4 +143,44 @@ class _Scratch:
 
 
 # --------------------------------------------------------------------------------------
-# The backend
+# Running it
+# --------------------------------------------------------------------------------------
+
+def keytool_path(find_tool: Callable[[str], Optional[str]]) -> str:
+    """Where keytool is; StoreError TOOL_MISSING when it is not on the host."""
+    tool = find_tool("keytool")
+    if not tool:
+        raise StoreError(TOOL_MISSING, TOOL_MISSING_MESSAGE)
+    return tool
+
+
+def run_keytool(args: List[str], path: str, run_command: Callable[..., Any],
+                find_tool: Callable[[str], Optional[str]]) -> str:
+    """keytool's standard output; StoreError (:func:`keytool_error`) when it fails on ``path``."""
+    argv = [keytool_path(find_tool)] + KEYTOOL_JAVA_OPTIONS + args
+    try:
+        result = run_command(argv, environ_update=dict(KEYTOOL_ENV))
+    except TypeError:  # a runner without environ_update
+        result = run_command(argv)
+    rc, out, err = result
+    out = out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
+    err = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
+    if rc != 0:
+        raise keytool_error(out + "\n" + err, path)
+    return out
+
+
+def list_with(scratch: _Scratch, path: str, run_command: Callable[..., Any],
+              find_tool: Callable[[str], Optional[str]]) -> List[ListedEntry]:
+    """Every entry of the PKCS#12 keystore ``path``, listed with the password of ``scratch``."""
+    out = run_keytool(["-list", "-rfc", "-storetype", "PKCS12", "-keystore", path,
+                       "-storepass:file", scratch.password_file], path, run_command, find_tool)
+    return parse_keytool_list(out)
+
+
+def list_entries(path: str, password: str, run_command: Callable[..., Any],
+                 find_tool: Callable[[str], Optional[str]]) -> List[ListedEntry]:
+    """Every entry (alias, type, certificates) of the PKCS#12 keystore ``path``."""
+    keytool_path(find_tool)  # before the scratch folder: TOOL_MISSING first
+    with _Scratch(password) as scratch:
+        return list_with(scratch, path, run_command, find_tool)

@@ -28,18 +28,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from xml.etree import ElementTree as ET
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
+    TOOL_MISSING,
     ArgumentError,
     ProbeError,
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import normalize_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
-from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
-from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
-    TAG_PRIVATE_KEY,
-    TAG_TRUSTED_CERT,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import parse as parse_jks
+from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import JCEKS, detect
+from ansible_collections.sne.guichet.plugins.module_utils._formats.keystore import open_keystore
 from ansible_collections.sne.guichet.plugins.module_utils._probe.envelope import (
     EnvelopeError,
     check_envelope,
@@ -49,8 +46,6 @@ from ansible_collections.sne.guichet.plugins.module_utils._probe.transports impo
     TransportError,
     make_transport,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import StoreSpec
-from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     cert_info,
     common_names,
@@ -103,67 +98,28 @@ def check_arguments(params: Dict[str, Any]) -> Optional[str]:
 # --------------------------------------------------------------------------------------
 
 def _detect_type(data: bytes) -> str:
-    if data[:4] in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
-        return "jks"
-    if b"-----BEGIN" in data[:65536]:
-        return "pem"
-    if data[:1] == b"\x30":
-        try:
-            _p12.outline(data)
-            return "pkcs12"
-        except StoreError:
-            return "der"
-    raise ProbeError("certificate", "the file is neither PEM, DER, JKS nor PKCS#12: give "
-                     "certificate.type")
+    kind = detect(data)
+    if kind == JCEKS:
+        return "jks"  # one reader for both
+    if kind not in CERTIFICATE_TYPES:
+        raise ProbeError("certificate", "the file is neither PEM, DER, JKS nor PKCS#12: give "
+                         "certificate.type")
+    return str(kind)
 
 
-def _jks_candidates(data: bytes, password: Optional[str]) -> List[Candidate]:
-    store = parse_jks(data, password or None)  # certificates are readable without the password
-    out: List[Candidate] = []
-    for entry in store.entries:
-        if entry.tag == TAG_TRUSTED_CERT and entry.der is not None and entry.cert_type == "X.509":
-            out.append((entry.alias, entry.der))
-        elif entry.tag == TAG_PRIVATE_KEY and entry.chain and entry.chain[0][0] == "X.509":
-            out.append((entry.alias, entry.chain[0][1]))
-    return out
-
-
-def _pkcs12_candidates(path: str, data: bytes, password: Optional[str], run_command: Any,
-                       find_tool: Any) -> List[Candidate]:
-    info = _p12.outline(data)
-    bags = [bag for part in info.parts if part.kind == "data" for bag in part.bags]
-    sealed = [part for part in info.parts if part.kind != "data"]
-    if not sealed:
-        return _p12.certificate_bags(bags)
-    if password is None:
-        raise ProbeError("certificate", "the certificates of %s are encrypted: give "
-                         "certificate.password" % path)
-    if _p12.mac_matches(info, password) is False:
-        raise ProbeError("certificate", "%s: store password incorrect (integrity check failed)" % path)
-    if _p12.HAS_CRYPTOGRAPHY:
-        opened = []
-        for part in sealed:
-            clear = _p12.decrypt_part(part, password) if part.kind == "encrypted" else None
-            if clear is None:
-                break
-            opened.extend(clear)
-        else:
-            return _p12.certificate_bags(bags + opened)
-        try:  # legacy encryption (RC2, 3DES): cryptography's own reader
-            loaded = _p12._pkcs12.load_pkcs12(data, password.encode("utf-8"))
-            items = ([loaded.cert] if loaded.cert is not None else []) + list(loaded.additional_certs)
-            return [((c.friendly_name or b"").decode("utf-8", "replace") or None,
-                     c.certificate.public_bytes(_p12._Encoding.DER)) for c in items]
-        except (ValueError, TypeError):
-            pass
-    if run_command is not None and find_tool is not None and find_tool("keytool"):
-        store = Pkcs12Store(StoreSpec(path, "pkcs12", password), run_command, find_tool)
-        store.load()
-        return [(entry.alias, entry.ders[0]) for entry in store.listing if entry.ders]
-    raise ProbeError("certificate", "the certificates of %s are encrypted with an algorithm the "
-                     "standard library cannot decrypt: install the Python library cryptography "
-                     "(>= 45) or keytool on the host, or read the certificate elsewhere and give "
-                     "certificate_pem" % path)
+def _keystore_candidates(path: str, data: bytes, kind: str, password: Optional[str], run_command: Any,
+                         find_tool: Any) -> List[Candidate]:
+    """The certificates the guichet may use: trusted ones, and each private key's own."""
+    if kind == "jks":
+        password = password or None  # an empty JKS password checks nothing
+    opened = open_keystore(path, data, password, kind, run_command, find_tool,
+                           ask="certificate.password")
+    if opened.problem is not None:
+        if opened.problem.code == TOOL_MISSING:
+            raise StoreError(TOOL_MISSING, opened.problem.reason + ", or read the certificate "
+                             "elsewhere and give certificate_pem")
+        raise opened.problem
+    return [(c.alias, c.der) for c in opened.certificates if c.index in (None, 0)]
 
 
 def _label(der: bytes) -> str:
@@ -231,10 +187,8 @@ def read_certificate(params: Dict[str, Any], run_command: Any = None, find_tool:
         raise ProbeError("certificate", "%s is larger than %d bytes" % (path, MAX_CERTIFICATE_FILE))
     kind = kind or _detect_type(data)
     try:
-        if kind == "jks":
-            candidates = _jks_candidates(data, password)
-        elif kind == "pkcs12":
-            candidates = _pkcs12_candidates(path, data, password, run_command, find_tool)
+        if kind in ("jks", "pkcs12"):
+            candidates = _keystore_candidates(path, data, kind, password, run_command, find_tool)
         else:
             if kind == "der" and data.lstrip()[:10] == b"-----BEGIN":
                 raise ProbeError("certificate", "%s is PEM, not DER: set certificate.type to pem" % path)

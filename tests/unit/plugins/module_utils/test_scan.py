@@ -16,17 +16,17 @@ from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
 from javatools import keytool, needs_keytool
 
 from ansible_collections.sne.guichet.plugins.module_utils import _scan
+from ansible_collections.sne.guichet.plugins.module_utils._formats import jks as _jks
 from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
-from ansible_collections.sne.guichet.plugins.module_utils._scan import (
+from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import (
     DER,
     JCEKS,
     JKS,
     PKCS12,
     TEXT,
-    ScanError,
     classify,
-    scan,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._scan import ScanError, scan
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import cert_info
 
 P12_PASSWORD = "p12-Secret!"
@@ -94,7 +94,7 @@ def java(pki, tmp_path_factory):
     keytool("-importcert", "-noprompt", *store(out["trust.p12"], "PKCS12", TRUST_PASSWORD),
             "-alias", "sne-chiffrement", "-file", v4)
     with open(out["app.jks"], "rb") as handle:
-        out["key_fp"] = [e for e in _scan.parse_jks(handle.read(), None).entries
+        out["key_fp"] = [e for e in _jks.parse(handle.read(), None).entries
                          if e.alias == "guichet-signing"][0].chain_fingerprints()[0]
     return out
 
@@ -164,8 +164,9 @@ def test_non_candidates_are_not_read_past_their_head(pki, tmp_path, monkeypatch)
         raise AssertionError("a parser ran on a file that is not a candidate")
 
     monkeypatch.setattr(_scan.os, "fdopen", lambda fd, mode: Counting(real_fdopen(fd, mode)))
-    for name in ("parse_jks", "load_certificates", "pem_blocks"):
+    for name in ("load_certificates", "pem_blocks"):
         monkeypatch.setattr(_scan, name, forbidden)
+    monkeypatch.setattr(_jks, "parse", forbidden)
     monkeypatch.setattr(_p12, "outline", forbidden)
     result = scan([str(tmp_path)])
     assert result["found"] == {}

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional
 import pytest
 from javatools import keytool, needs_keytool
 
+from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
 from ansible_collections.sne.guichet.plugins.module_utils._probe import envelope as E
 from ansible_collections.sne.guichet.plugins.module_utils._probe import probe as P
 
@@ -459,7 +460,7 @@ def test_pkcs12_made_by_keytool(pki, tmp_path, monkeypatch):
     with pytest.raises(P.ProbeError, match="give certificate.password"):
         read_cert(pki, store, "pkcs12")
     # without cryptography, keytool lists the store
-    monkeypatch.setattr(P._p12, "HAS_CRYPTOGRAPHY", False)
+    monkeypatch.setattr(_p12, "HAS_CRYPTOGRAPHY", False)
     der, _where = read_cert(pki, store, "pkcs12", alias="SNE-CHIFFREMENT-V5", password="trustpass")
     assert sha(der) == fingerprint(pki, "chiffrement-v5")
 
