@@ -1,33 +1,25 @@
 # Copyright: sne.guichet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""What the file and folder backends share: reading, PEM text, splicing blocks.
+"""What the file and folder backends share: PEM text, certificate files, splicing blocks.
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
+
+Used by the one-file backends (pem, der) and by the folder backends (pem_dir, OS trust
+anchors): what a certificate file holds, how a PEM block is written, how blocks are cut
+out of a file keeping every other byte.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import re
-from typing import Dict, List, Optional, Set, Tuple
+from typing import List, Set, Tuple
 
-from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
-    CORRUPT,
-    NOT_FOUND,
-    UNKNOWN_FORMAT,
-    StoreError,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import CORRUPT, StoreError
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
-    _os_error,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import (
-    CertEntry,
-    StoreSpec,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     CERTIFICATE_LABELS,
     cert_info,
@@ -44,25 +36,6 @@ _TMP_SUFFIX = ".sne-tmp"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _read(path: str, create: bool) -> Optional[bytes]:
-    """Content of ``path``; None when it does not exist and ``create`` is set."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            if create:
-                folder = os.path.dirname(os.path.abspath(path))
-                if not os.path.isdir(folder):
-                    raise StoreError(NOT_FOUND, "cannot create %s: folder %s does not exist"
-                                     % (path, folder))
-                return None
-            raise StoreError(NOT_FOUND, "%s does not exist" % path)
-        if exc.errno == errno.EISDIR:
-            raise StoreError(UNKNOWN_FORMAT, "%s is a folder, not a file" % path)
-        raise _os_error("read", path, exc)
 
 
 def _is_text(data: bytes) -> bool:
@@ -88,12 +61,6 @@ def _newline(data: bytes) -> bytes:
 def _pem_text(der: bytes, newline: bytes) -> bytes:
     text = der_to_pem(der)
     return text.replace(b"\n", newline) if newline != b"\n" else text
-
-
-def _wanted(present: List[CertEntry], names: Optional[List[str]]) -> List[CertEntry]:
-    if names is None:
-        return list(present)
-    return [p for p in present if p.name in names]
 
 
 def _safe_stem(name: str, sha256: str) -> str:
@@ -134,13 +101,20 @@ def _parse_cert_file(data: bytes, where: str) -> List[Tuple[str, bytes, int, int
         return found
     if not data.strip() or _is_text(data):
         return []
+    certs = _der_certificates(data, where, "neither PEM nor a DER certificate")
+    return [("DER", cert, -1, -1) for cert in certs]
+
+
+def _der_certificates(data: bytes, where: str, what: str) -> List[bytes]:
+    """The DER certificates of ``data``, each one parsed; StoreError(CORRUPT) naming
+    ``what`` it is when one is broken."""
     try:
         certs = load_certificates(data)
         for cert in certs:
             cert_info(cert)
     except ValueError as exc:
-        raise StoreError(CORRUPT, "%s: neither PEM nor a DER certificate (%s)" % (where, exc))
-    return [("DER", cert, -1, -1) for cert in certs]
+        raise StoreError(CORRUPT, "%s: %s (%s)" % (where, what, exc))
+    return certs
 
 
 def _splice(data: bytes, blocks: List[Tuple[str, bytes, int, int]], remove: Set[str],
@@ -166,10 +140,6 @@ def _splice(data: bytes, blocks: List[Tuple[str, bytes, int, int]], remove: Set[
             result += newline
         result += b"".join(_pem_text(der, newline) for der in add)
     return result
-
-
-def _new_file_attrs(spec: StoreSpec) -> Dict[str, Optional[str]]:
-    return {"owner": spec.owner, "group": spec.group, "mode": spec.mode}
 
 
 def _dedupe(entries: List[CertEntry]) -> List[CertEntry]:

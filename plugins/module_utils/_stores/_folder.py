@@ -1,17 +1,15 @@
 # Copyright: sne.guichet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""File and folder keystores: PEM bundle, single DER file, hashed PEM folder, OS trust anchors.
+"""Folder keystores (hashed PEM folder, OS trust anchors): scan, plan helpers, journaled apply.
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
 
-Every backend reads its store into CertEntry objects, plans, and applies the plan so
-that nothing it was not asked to touch changes: the PEM bundle keeps every byte
-outside the blocks it removes; the folders keep every file and link they do not need
-to change. Folder changes are journaled: the whole final state is computed and checked
-first, each step is backed up before it is made, and if a step fails the steps already
-made are undone, so the folder is left as it was.
+The folders keep every file and link they do not need to change. Folder changes are
+journaled (``_journal``): the whole final state is computed and checked first, each
+step is backed up before it is made, and if a step fails the steps already made are
+undone, so the folder is left as it was.
 """
 
 from __future__ import annotations
@@ -30,31 +28,25 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
-    Backups,
-    _os_error,
-    atomic_write,
-    remove_file,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, _os_error
 from ansible_collections.sne.guichet.plugins.module_utils._stores._files import (
     _TMP_SUFFIX,
     CERT_EXTENSIONS,
     _dedupe,
-    _new_file_attrs,
     _parse_cert_file,
     _safe_stem,
     _splice,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._stores._journal import Journal
 from ansible_collections.sne.guichet.plugins.module_utils._stores.base import (
     CertEntry,
     Plan,
     Store,
     StoreSpec,
+    changed_since_read,
+    check_creatable,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
-    der_to_pem,
-    subject_hash,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem, subject_hash
 
 # --------------------------------------------------------------------------- folders
 
@@ -90,122 +82,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-class _Journal:
-    """Changes made to a folder, each backed up first and undoable in reverse order."""
-
-    def __init__(self, backups: Backups, fail_hook: Optional[Callable[[str], None]] = None
-                 ) -> None:
-        self.backups = backups
-        self.undo: List[Tuple[str, Callable[[], None]]] = []
-        self._hook = fail_hook
-
-    @staticmethod
-    def _snapshot(path: str) -> Tuple[str, Any, Any]:
-        if os.path.islink(path):
-            return ("link", os.readlink(path), None)
-        if os.path.isfile(path):
-            with open(path, "rb") as handle:
-                return ("file", handle.read(), os.stat(path))
-        if os.path.isdir(path):
-            return ("dir", None, None)
-        return ("none", None, None)
-
-    @staticmethod
-    def _restore(path: str, snap: Tuple[str, Any, Any]) -> None:
-        kind, value, st = snap
-        if kind == "file":
-            atomic_write(path, value, owner=str(st.st_uid), group=str(st.st_gid),
-                         mode="%o" % stat.S_IMODE(st.st_mode))
-        elif kind == "link":
-            _symlink_atomic(value, path)
-        elif kind == "none":
-            if os.path.islink(path) or os.path.isfile(path):
-                os.unlink(path)
-            elif os.path.isdir(path):
-                os.rmdir(path)
-
-    def _step(self, what: str) -> None:
-        if self._hook is not None:
-            self._hook(what)
-
-    def mkdir(self, path: str) -> None:
-        self._step("mkdir " + path)
-        self.backups.save(path)
-        try:
-            os.mkdir(path, 0o755)
-        except OSError as exc:
-            raise _os_error("create folder", path, exc)
-        self.undo.append(("rmdir " + path, lambda: os.rmdir(path)))
-
-    def write(self, path: str, data: bytes, verify: Callable[[str], None],
-              attrs: Dict[str, Optional[str]]) -> None:
-        self._step("write " + path)
-        snap = self._snapshot(path)
-        self.backups.save(path)
-        atomic_write(path, data, verify=verify, **(attrs if snap[0] == "none" else {}))
-        self.undo.append(("restore " + path, lambda: self._restore(path, snap)))
-
-    def symlink(self, target: str, path: str) -> None:
-        self._step("link " + path)
-        snap = self._snapshot(path)
-        self.backups.save(path)
-        _symlink_atomic(target, path)
-        self.undo.append(("restore " + path, lambda: self._restore(path, snap)))
-
-    def remove(self, path: str) -> None:
-        self._step("remove " + path)
-        snap = self._snapshot(path)
-        self.backups.save(path)
-        remove_file(path)
-        self.undo.append(("restore " + path, lambda: self._restore(path, snap)))
-
-    def rename(self, src: str, dst: str) -> None:
-        self._step("rename %s %s" % (src, dst))
-        snap_src = self._snapshot(src)
-        snap_dst = self._snapshot(dst)
-        self.backups.save(src)
-        self.backups.save(dst)
-        try:
-            os.rename(src, dst)
-        except OSError as exc:
-            raise _os_error("rename %s to" % src, dst, exc)
-
-        def undo() -> None:
-            self._restore(src, snap_src)
-            self._restore(dst, snap_dst)
-
-        self.undo.append(("restore %s and %s" % (src, dst), undo))
-
-    def rollback(self) -> List[str]:
-        """Undo every step, newest first; return the ones that could not be undone."""
-        failed = []
-        for what, undo in reversed(self.undo):
-            try:
-                undo()
-            except (OSError, StoreError) as exc:
-                failed.append("%s (%s)" % (what, exc))
-        self.undo = []
-        return failed
-
-
-def _symlink_atomic(target: str, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, ".%s.%s%s"
-                       % (os.path.basename(path), os.urandom(4).hex(), _TMP_SUFFIX))
-    try:
-        os.symlink(target, tmp)
-    except OSError as exc:
-        raise _os_error("create link in", folder, exc)
-    try:
-        os.rename(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise _os_error("replace", path, exc)
-
-
 class _FolderStore(Store):
     """Common part of the folder backends: scan, journaled apply, rescan and compare."""
 
@@ -215,11 +91,8 @@ class _FolderStore(Store):
     def __init__(self, spec: StoreSpec, run_command: Callable[..., Any],
                  find_tool: Callable[[str], Optional[str]]) -> None:
         super().__init__(spec, run_command, find_tool)
-        self._loaded = False
         self._missing = False
         self._nodes: Dict[str, _Node] = {}
-        # Test hook: called before each step of an apply with a description.
-        self._fail_hook: Optional[Callable[[str], None]] = None
 
     # ---- scan
 
@@ -301,11 +174,8 @@ class _FolderStore(Store):
 
     def load(self) -> List[CertEntry]:
         self._loaded = True
-        if not os.path.lexists(self.spec.path) and self.spec.create:
-            parent = os.path.dirname(os.path.abspath(self.spec.path))
-            if not os.path.isdir(parent):
-                raise StoreError(NOT_FOUND, "cannot create %s: folder %s does not exist"
-                                 % (self.spec.path, parent))
+        if not os.path.lexists(self.spec.path):
+            check_creatable(self.spec)
             self._missing = True
             self._nodes = {}
             return []
@@ -373,17 +243,16 @@ class _FolderStore(Store):
 
     # ---- apply machinery
 
-    def _check_unchanged(self) -> None:
+    def check_unchanged(self) -> None:
+        """StoreError(IO_ERROR) when the folder is not what :meth:`load` scanned."""
         if self._missing:
             if os.path.lexists(self.spec.path):
-                raise StoreError(IO_ERROR, "%s appeared while it was being updated; nothing "
-                                 "written, run again" % self.spec.path)
+                raise changed_since_read(self.spec.path, "appeared")
             return
         now = self._scan()
         if {k: v.signature() for k, v in now.items()} != \
                 {k: v.signature() for k, v in self._nodes.items()}:
-            raise StoreError(IO_ERROR, "%s changed while it was being updated; nothing "
-                             "written, run again" % self.spec.path)
+            raise changed_since_read(self.spec.path)
 
     def _check_model(self, nodes: Dict[str, _Node], plan: Plan) -> List[str]:
         """Problems of a (planned or re-read) folder state against the plan."""
@@ -407,7 +276,7 @@ class _FolderStore(Store):
         if problems:
             raise StoreError(VERIFY_FAILED, "%s: planned change is inconsistent (%s); nothing "
                              "written" % (self.spec.path, "; ".join(problems)))
-        journal = _Journal(backups, self._fail_hook)
+        journal = Journal(backups)
         root = self.spec.path
         try:
             if self._missing:
@@ -415,7 +284,7 @@ class _FolderStore(Store):
             for op, rel, arg in ops:
                 full = os.path.join(root, rel)
                 if op == "write":
-                    journal.write(full, arg, _verify_bytes(arg), _new_file_attrs(self.spec))
+                    journal.write(full, arg, _verify_bytes(arg), self.spec.file_attrs())
                 elif op == "link":
                     journal.symlink(arg, full)
                 elif op == "rename":
@@ -465,20 +334,3 @@ def _verify_bytes(data: bytes) -> Callable[[str], None]:
                 raise StoreError(VERIFY_FAILED, "%s: re-read content differs from what was "
                                  "written" % tmp)
     return verify
-
-
-def describe_link(entry: CertEntry) -> Dict[str, str]:
-    return {"name": entry.name, "sha256": entry.sha256, "hash": _hash_of(entry.der) or ""}
-
-
-class _DirPlan(Plan):
-    """A plan that may also repair hash links (``links``: certificates to re-link)."""
-
-    def __init__(self, add: List[CertEntry], remove: List[CertEntry],
-                 links: List[CertEntry]) -> None:
-        super().__init__(add, remove)
-        self.links = links
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.add or self.remove or self.links)

@@ -15,15 +15,10 @@ retired fingerprint hidden inside a key's chain is visible, but left alone.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Set, Union
+from typing import Any, Dict, List, Optional, Set
 
-from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
-    NOT_FOUND,
-    VERIFY_FAILED,
-    WRONG_PASSWORD,
-    StoreError,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, _os_error, atomic_write
+from ansible_collections.sne.guichet.plugins.module_utils._common.errors import VERIFY_FAILED, StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
     JKS_MAGIC,
     TAG_PRIVATE_KEY,
@@ -34,54 +29,24 @@ from ansible_collections.sne.guichet.plugins.module_utils._formats.jks import (
     parse,
     serialize,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan, Store
-
-
-def as_backups(backups: Union[Backups, str, None]) -> Backups:
-    """Accept a Backups object, a backup folder, or None (no backup)."""
-    if isinstance(backups, Backups):
-        return backups
-    return Backups(backups, None)
-
-
-def read_store_file(path: str) -> Optional[bytes]:
-    """The file's bytes, or None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _os_error("read", path, exc)
+from ansible_collections.sne.guichet.plugins.module_utils._stores._keystore import JavaKeystore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan
 
 
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class JksStore(Store):
+class JksStore(JavaKeystore):
     """A JKS (or JCEKS) keystore read and written by the pure-Python codec."""
 
     TYPE = "jks"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._keystore: Optional[JksFile] = None
-        self._original: Optional[bytes] = None  # bytes seen by load(); None = no file
+    _keystore: Optional[JksFile] = None
 
     # ---------------------------------------------------------------- reading
-    def _read(self) -> JksFile:
-        data = read_store_file(self.spec.path)
-        if data is None:
-            if not self.spec.create:
-                raise StoreError(NOT_FOUND, "keystore %s does not exist" % self.spec.path)
-            self._original = None
-            return JksFile(JKS_MAGIC, 2, [])
-        self._original = data
-        return parse(data, self.spec.password)
-
     def load(self) -> List[CertEntry]:
-        keystore = self._read()
+        data = self.read()
+        keystore = JksFile(JKS_MAGIC, 2, []) if data is None else parse(data, self.spec.password)
         self._keystore = keystore
         private_keys: List[Dict[str, Any]] = []
         secret_keys: List[str] = []
@@ -95,32 +60,11 @@ class JksStore(Store):
                                      "chain": entry.chain_fingerprints()})
             elif entry.tag == TAG_SECRET_KEY:
                 secret_keys.append(entry.alias)
-        self.details.update({
-            "backend": "stdlib",
-            "format": keystore.format if self._original is not None else "jks",
-            "exists": self._original is not None,
-            "integrity_checked": keystore.integrity_checked,
-            "private_keys": private_keys,
-            "secret_keys": secret_keys,
-        })
+        self._key_details(private_keys, secret_keys, backend="stdlib",
+                          format=keystore.format if data is not None else "jks",
+                          exists=data is not None,
+                          integrity_checked=keystore.integrity_checked)
         return entries
-
-    def private_key_matches(self, fingerprints: Set[str]) -> List[Dict[str, str]]:
-        """Private-key entries whose chain holds one of ``fingerprints`` (not touched)."""
-        found = []
-        for key in self.details.get("private_keys", []):
-            for position, fingerprint in enumerate(key["chain"]):
-                if fingerprint in fingerprints:
-                    found.append({"alias": key["alias"], "sha256": fingerprint,
-                                  "position": str(position)})
-        return found
-
-    def plan(self, entries: List[CertEntry], present: List[CertEntry],
-             absent: Set[str]) -> Plan:
-        result = super().plan(entries, present, absent)
-        # A fingerprint to retire found only in a key's chain is reported, never removed.
-        self.details["retired_in_private_keys"] = self.private_key_matches(set(absent))
-        return result
 
     # ---------------------------------------------------------------- writing
     def build(self, plan: Plan) -> JksFile:
@@ -139,23 +83,13 @@ class JksStore(Store):
             new.add_trusted(cert.name, cert.der, stamp)
         return new
 
-    def apply(self, plan: Plan, backups: Union[Backups, str, None]) -> Optional[str]:
-        if not plan.changed:
-            return None
-        if self.spec.password is None:
-            raise StoreError(WRONG_PASSWORD, "no store password given: it is required to change "
-                             "%s" % self.spec.path)
-        # The file must still be what load() saw (nobody wrote it in between).
-        current = read_store_file(self.spec.path)
-        if current != self._original:
-            raise StoreError(VERIFY_FAILED, "%s changed since it was read; nothing written"
-                             % self.spec.path)
+    def _apply(self, plan: Plan, backups: Backups) -> Optional[str]:
+        password = self._password("it is required to change %s" % self.spec.path)
         new = self.build(plan)
-        data = serialize(new, self.spec.password)
+        data = serialize(new, password)
         original = list(self._keystore.entries) if self._keystore else []
         removed = set(c.sha256 for c in plan.remove)
         added = set(c.sha256 for c in plan.add)
-        password = self.spec.password
 
         def verify(tmp: str) -> None:
             try:
@@ -165,10 +99,7 @@ class JksStore(Store):
                 raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc)
             check_written(written, new, original, removed, added)
 
-        backup = as_backups(backups).save(self.spec.path)
-        atomic_write(self.spec.path, data, verify=verify, owner=self.spec.owner,
-                     group=self.spec.group, mode=self.spec.mode)
-        self._original = data
+        backup = self._replace(data, verify, backups)
         self._keystore = new
         return backup
 

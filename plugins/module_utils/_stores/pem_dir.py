@@ -5,6 +5,9 @@
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
+
+OpenSSL finds a certificate of the folder by its subject-hash link ``<hash>.<n>`` and
+stops at the first missing number, so the links of each hash are kept contiguous.
 """
 
 from __future__ import annotations
@@ -24,22 +27,26 @@ from ansible_collections.sne.guichet.plugins.module_utils._stores._files import 
     _HASH_NAME,
     CERT_EXTENSIONS,
     _dedupe,
-    _wanted,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._stores._folder import (
-    _DirPlan,
-    _FolderStore,
-    _hash_of,
-    _Node,
-    describe_link,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import (
-    CertEntry,
-    Plan,
-    Store,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._stores._folder import _FolderStore, _hash_of, _Node
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan
 
-# --------------------------------------------------------------------------- pem_dir
+
+def describe_link(entry: CertEntry) -> Dict[str, str]:
+    return {"name": entry.name, "sha256": entry.sha256, "hash": _hash_of(entry.der) or ""}
+
+
+class _DirPlan(Plan):
+    """A plan that may also repair hash links (``links``: certificates to re-link)."""
+
+    def __init__(self, add: List[CertEntry], remove: List[CertEntry],
+                 links: List[CertEntry]) -> None:
+        super().__init__(add, remove)
+        self.links = links
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.add or self.remove or self.links)
 
 
 class PemDirStore(_FolderStore):
@@ -134,12 +141,12 @@ class PemDirStore(_FolderStore):
                 number += 1
         return found
 
-    def plan(self, entries: List[CertEntry], present: List[CertEntry],
-             absent: Set[str]) -> Plan:
+    def policy(self, entries: List[CertEntry], wanted: List[CertEntry],
+               absent: Set[str]) -> Plan:
+        """The default plan, plus a hash link for every wanted certificate held without one."""
         if not self._loaded:
             self.load()
-        wanted = _dedupe(_wanted(present, self.spec.names))
-        base = Store.plan(self, entries, wanted, absent)
+        base = super().policy(entries, wanted, absent)
         held = set(e.sha256 for e in entries)
         linked = self._linked(self._nodes)
         links = [w for w in wanted
@@ -162,13 +169,8 @@ class PemDirStore(_FolderStore):
                     return name
         return best
 
-    def apply(self, plan: Plan, backups: Backups) -> Optional[str]:
-        if not self._loaded:
-            self.load()
+    def _apply(self, plan: Plan, backups: Backups) -> Optional[str]:
         links = list(getattr(plan, "links", []))
-        if not (plan.add or plan.remove or links):
-            return None
-        self._check_unchanged()
         ops, expected, placed = self._file_ops(plan, self._nodes)
         remove = set(e.sha256 for e in plan.remove)
         gone = set(name for name in self._nodes if name not in expected)

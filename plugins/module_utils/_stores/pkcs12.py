@@ -27,41 +27,36 @@ removed afterwards (``-storepass:file``).
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Set, Tuple, Union
+from typing import Any, List, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
-    NOT_FOUND,
-    TOOL_MISSING,
     VERIFY_FAILED,
     WRONG_PASSWORD,
+    Malformed,
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, atomic_write
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._formats.keytool import (
-    KEYTOOL_ENV,
-    KEYTOOL_JAVA_OPTIONS,
     EntryKey,
     ListedEntry,
     _Scratch,
-    keytool_error,
-    parse_keytool_list,
+    keytool_path,
+    list_with,
+    run_keytool,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._formats.pkcs12 import (
     _KDF_ROUNDS,
     HAS_CRYPTOGRAPHY,
     OID_CERT_BAG,
-    TOOL_MISSING_MESSAGE,
     Outline,
     SafeBag,
-    _Garbled,
-    _Truncated,
     decrypt_part,
     mac_matches,
     outline,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan, Store
-from ansible_collections.sne.guichet.plugins.module_utils._stores.jks import as_backups, read_store_file
+from ansible_collections.sne.guichet.plugins.module_utils._stores._keystore import JavaKeystore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan
 
 try:  # optional fast path
     from cryptography import x509 as _x509
@@ -75,49 +70,28 @@ except ImportError:  # pragma: no cover - depends on the target
 
 # --------------------------------------------------------------------------------------
 
-class Pkcs12Store(Store):
+class Pkcs12Store(JavaKeystore):
     """A Java PKCS#12 keystore."""
 
     TYPE = "pkcs12"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._original: Optional[bytes] = None
-        # cryptography view: (friendlyName, der) in file order
-        self._trusted: List[Tuple[str, bytes]] = []
-        # keytool view
-        self._listing: List[ListedEntry] = []
+        self._trusted: List[Tuple[str, bytes]] = []  # cryptography view: (friendlyName, der)
+        self._listing: List[ListedEntry] = []  # keytool view: every entry, keys included
 
     # ------------------------------------------------------------ helpers
-    def _password(self) -> str:
-        if self.spec.password is None:
-            raise StoreError(WRONG_PASSWORD, "no store password given: PKCS#12 keystores cannot be "
-                             "read or written without it")
-        return self.spec.password
+    def _pkcs12_password(self) -> str:
+        return self._password("PKCS#12 keystores cannot be read or written without it")
 
     def _keytool(self) -> str:
-        tool = self.find_tool("keytool")
-        if not tool:
-            raise StoreError(TOOL_MISSING, TOOL_MISSING_MESSAGE)
-        return tool
+        return keytool_path(self.find_tool)
 
     def _run(self, args: List[str], path: str) -> str:
-        argv = [self._keytool()] + KEYTOOL_JAVA_OPTIONS + args
-        try:
-            result = self.run_command(argv, environ_update=dict(KEYTOOL_ENV))
-        except TypeError:  # a runner without environ_update
-            result = self.run_command(argv)
-        rc, out, err = result
-        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
-        err = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
-        if rc != 0:
-            raise keytool_error(out + "\n" + err, path)
-        return out
+        return run_keytool(args, path, self.run_command, self.find_tool)
 
     def _list(self, scratch: _Scratch, path: str) -> List[ListedEntry]:
-        out = self._run(["-list", "-rfc", "-storetype", "PKCS12", "-keystore", path,
-                         "-storepass:file", scratch.password_file], path)
-        return parse_keytool_list(out)
+        return list_with(scratch, path, self.run_command, self.find_tool)
 
     def _check(self, data: bytes, password: str) -> Outline:
         info = outline(data)
@@ -149,7 +123,7 @@ class Pkcs12Store(Store):
                 if der is None or name is None or not bag.trusted or bag.oid != OID_CERT_BAG:
                     return None
                 found.append((name, der))
-        except (_Truncated, _Garbled, IndexError):
+        except (Malformed, IndexError):
             return None
         try:
             loaded = _pkcs12.load_pkcs12(data, password.encode("utf-8"))
@@ -170,16 +144,13 @@ class Pkcs12Store(Store):
         return list(self._listing)
 
     def load(self) -> List[CertEntry]:
-        data = read_store_file(self.spec.path)
-        self._original = data
+        data = self.read()
         if data is None:
-            if not self.spec.create:
-                raise StoreError(NOT_FOUND, "keystore %s does not exist" % self.spec.path)
             self._trusted, self._listing = [], []
-            self.details.update({"backend": "cryptography" if HAS_CRYPTOGRAPHY else "keytool",
-                                 "exists": False, "private_keys": [], "secret_keys": []})
+            self._key_details([], [], backend="cryptography" if HAS_CRYPTOGRAPHY else "keytool",
+                              exists=False)
             return []
-        password = self._password()
+        password = self._pkcs12_password()
         info = self._check(data, password)
         trusted = self._trusted_only(data, info, password)
         if trusted is not None:
@@ -192,24 +163,12 @@ class Pkcs12Store(Store):
                 self._listing = self._list(scratch, self.spec.path)
             self._trusted = []
             backend = "keytool"
-        self.details.update({
-            "backend": backend,
-            "exists": True,
-            "private_keys": [{"alias": e.alias, "chain": [sha256_fingerprint(d) for d in e.ders]}
-                             for e in self._listing if e.type == "PrivateKeyEntry"],
-            "secret_keys": [e.alias for e in self._listing if e.type == "SecretKeyEntry"],
-        })
+        self._key_details([{"alias": e.alias, "chain": [sha256_fingerprint(d) for d in e.ders]}
+                           for e in self._listing if e.type == "PrivateKeyEntry"],
+                          [e.alias for e in self._listing if e.type == "SecretKeyEntry"],
+                          backend=backend, exists=True)
         return [CertEntry(e.alias, e.ders[0]) for e in self._listing
                 if e.type == "trustedCertEntry" and e.ders]
-
-    def plan(self, entries: List[CertEntry], present: List[CertEntry],
-             absent: Set[str]) -> Plan:
-        result = super().plan(entries, present, absent)
-        self.details["retired_in_private_keys"] = [
-            {"alias": key["alias"], "sha256": fp, "position": str(i)}
-            for key in self.details.get("private_keys", [])
-            for i, fp in enumerate(key["chain"]) if fp in absent]
-        return result
 
     # ------------------------------------------------------------ writing
     def _new_aliases(self, plan: Plan) -> List[Tuple[str, CertEntry]]:
@@ -239,38 +198,22 @@ class Pkcs12Store(Store):
         keys.extend((alias.lower(), "trustedCertEntry", (cert.sha256,)) for alias, cert in adds)
         return sorted(keys)
 
-    def apply(self, plan: Plan, backups: Union[Backups, str, None]) -> Optional[str]:
-        if not plan.changed:
-            return None
-        password = self._password()
-        current = read_store_file(self.spec.path)
-        if current != self._original:
-            raise StoreError(VERIFY_FAILED, "%s changed since it was read; nothing written"
-                             % self.spec.path)
+    def _apply(self, plan: Plan, backups: Backups) -> Optional[str]:
+        password = self._pkcs12_password()
         adds = self._new_aliases(plan)
         expected = self._expected(plan, adds)
-        holder = as_backups(backups)
-        path = self.spec.path
         if self.details.get("backend") == "cryptography":
             data = self._build_with_cryptography(plan, adds, password)
             if data is not None:
-                backup = holder.save(path)
-                atomic_write(path, data, owner=self.spec.owner, group=self.spec.group,
-                             mode=self.spec.mode,
-                             verify=lambda tmp: self._verify_with_cryptography(tmp, password, expected))
-                self._original = data
-                return backup
+                return self._replace(
+                    data, lambda tmp: self._verify_with_cryptography(tmp, password, expected), backups)
         # keytool: on a copy in a private scratch folder, then written next to the store
         self._keytool()
         self.details["backend"] = "keytool"
         with _Scratch(password) as scratch:
             data = self._build_with_keytool(plan, adds, scratch)
-            backup = holder.save(path)
-            atomic_write(path, data, owner=self.spec.owner, group=self.spec.group,
-                         mode=self.spec.mode,
-                         verify=lambda tmp: self._verify_with_keytool(tmp, scratch, expected))
-        self._original = data
-        return backup
+            return self._replace(data, lambda tmp: self._verify_with_keytool(tmp, scratch, expected),
+                                 backups)
 
     # cryptography path
     def _build_with_cryptography(self, plan: Plan, adds: List[Tuple[str, CertEntry]],
@@ -338,7 +281,7 @@ class Pkcs12Store(Store):
                              expected: List[EntryKey]) -> None:
         try:
             with open(tmp, "rb") as handle:
-                self._check(handle.read(), self._password())
+                self._check(handle.read(), self._pkcs12_password())
             listing = self._list(scratch, tmp)
         except StoreError as exc:
             raise StoreError(VERIFY_FAILED, "written keystore cannot be read back: %s" % exc.reason)

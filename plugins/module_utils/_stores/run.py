@@ -5,6 +5,9 @@
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
+
+The arguments become StoreSpec and CertEntry objects, the engine converges the stores,
+and the outcomes become the module's result (or its failure, with every store's reason).
 """
 
 from __future__ import annotations

@@ -5,13 +5,16 @@
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
+
+Its policy, built on the shared selection by ``names``: authorities only, unless
+``names`` picks. The refresh command runs once, after the files are written.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, List, Optional
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     IO_ERROR,
@@ -19,22 +22,16 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     UNSUPPORTED,
     StoreError,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
-    Backups,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._stores._files import _dedupe, _wanted
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._stores._folder import _FolderStore
-from ansible_collections.sne.guichet.plugins.module_utils._stores.base import (
-    CertEntry,
-    Plan,
-    Store,
-    StoreSpec,
-)
-from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
-    cert_info,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan, StoreSpec
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import cert_info
 
-# --------------------------------------------------------------------------- OS trust anchors
+
+def _is_anchor(entry: CertEntry) -> bool:
+    """A CA certificate, or a self-issued v1 certificate (an old-style root)."""
+    info = cert_info(entry.der)
+    return bool(info["is_ca"] or (info["version"] == 1 and info["self_issued"]))
 
 
 class TrustAnchorStore(_FolderStore):
@@ -69,17 +66,12 @@ class TrustAnchorStore(_FolderStore):
             return name.endswith(".crt")
         return not os.path.basename(name).startswith(".")  # p11-kit reads any file
 
-    def plan(self, entries: List[CertEntry], present: List[CertEntry],
-             absent: Set[str]) -> Plan:
+    def select(self, present: List[CertEntry]) -> List[CertEntry]:
+        """What ``names`` selects; without names, the authorities only."""
+        chosen = super().select(present)
         if self.spec.names is not None:
-            wanted = _wanted(present, self.spec.names)
-        else:
-            wanted = []
-            for entry in present:
-                info = cert_info(entry.der)
-                if info["is_ca"] or (info["version"] == 1 and info["self_issued"]):
-                    wanted.append(entry)
-        return Store.plan(self, entries, _dedupe(wanted), absent)
+            return chosen
+        return [entry for entry in chosen if _is_anchor(entry)]
 
     def refresh_argv(self) -> List[str]:
         text = self.spec.refresh or self.DEFAULTS[self.spec.type][2]
@@ -97,13 +89,8 @@ class TrustAnchorStore(_FolderStore):
                              "written to %s" % (argv[0], self.spec.path))
         return argv
 
-    def apply(self, plan: Plan, backups: Backups) -> Optional[str]:
-        if not self._loaded:
-            self.load()
-        if not plan.changed:
-            return None
+    def _apply(self, plan: Plan, backups: Backups) -> Optional[str]:
         argv = self.refresh_argv()
-        self._check_unchanged()
         ops, expected, _placed = self._file_ops(plan, self._nodes)
         writes = [op for op in ops if op[0] != "remove"]
         removes = [op for op in ops if op[0] == "remove"]

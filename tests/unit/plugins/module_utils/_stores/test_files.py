@@ -34,7 +34,8 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._stores import _files as _store_files
-from ansible_collections.sne.guichet.plugins.module_utils._stores import pem as _pem_backend
+from ansible_collections.sne.guichet.plugins.module_utils._stores import _journal
+from ansible_collections.sne.guichet.plugins.module_utils._stores import base as _store_base
 from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, StoreSpec
 from ansible_collections.sne.guichet.plugins.module_utils._stores.der import DerStore
 from ansible_collections.sne.guichet.plugins.module_utils._stores.pem import PemStore
@@ -358,7 +359,7 @@ def test_pem_verify_failure_leaves_file(tmp_path, pki, present, absent, backups,
             verify(tmp)
         return real(p, data, verify=bad, **kw)
 
-    monkeypatch.setattr(_pem_backend, "atomic_write", tampering)
+    monkeypatch.setattr(_store_base, "atomic_write", tampering)
     with pytest.raises(StoreError) as err:
         converge(make(PemStore, path, "pem"), present, absent, backups)
     assert err.value.code == VERIFY_FAILED
@@ -644,6 +645,21 @@ def test_pem_dir_corrupt_file(tmp_path, pki, present, absent, backups):
     assert tree(folder) == before
 
 
+def _hook_journal_steps(monkeypatch):
+    """Call ``hook[0](description)`` before each step of a folder apply (fault injection)."""
+    hook = [None]
+
+    def wrap(name, real):
+        def step(self, *args, **kwargs):
+            hook[0](" ".join([name] + [a for a in args[:2] if isinstance(a, str)]))
+            return real(self, *args, **kwargs)
+        return step
+
+    for name in ("mkdir", "write", "symlink", "remove", "rename"):
+        monkeypatch.setattr(_journal.Journal, name, wrap(name, getattr(_journal.Journal, name)))
+    return hook
+
+
 def _fail_at_step(index):
     """A fault hook that raises EROFS at the index-th write step."""
     seen = []
@@ -657,13 +673,14 @@ def _fail_at_step(index):
 
 
 @needs_openssl
-def test_pem_dir_failure_at_every_step_rolls_back(tmp_path, pki, present, absent):
+def test_pem_dir_failure_at_every_step_rolls_back(tmp_path, pki, present, absent, monkeypatch):
     """Fail each journal step in turn: the folder must come back byte-identical."""
     (tmp_path / "probe").mkdir()
     probe = capath(tmp_path / "probe", pki)
     steps = []
+    hook = _hook_journal_steps(monkeypatch)
     store = make(PemDirStore, probe, "pem_dir")
-    store._fail_hook = steps.append
+    hook[0] = steps.append
     converge(store, present, absent, Backups(None, None))
     assert len(steps) >= 5  # 2 writes, links, a renumber, removals
     for index in range(len(steps)):
@@ -672,7 +689,7 @@ def test_pem_dir_failure_at_every_step_rolls_back(tmp_path, pki, present, absent
         folder = capath(base, pki)
         before = tree(folder)
         store = make(PemDirStore, folder, "pem_dir")
-        store._fail_hook = _fail_at_step(index)
+        hook[0] = _fail_at_step(index)
         with pytest.raises(StoreError) as err:
             converge(store, present, absent, Backups(str(base / "bk"), "r"))
         assert err.value.code == IO_ERROR, steps[index]
