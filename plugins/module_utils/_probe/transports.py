@@ -34,7 +34,7 @@ import mailbox
 import os
 import smtplib
 from email.mime.application import MIMEApplication
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, NamedTuple, Optional, Set
 from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 
@@ -54,17 +54,35 @@ def _describe_http_error(exc: Exception) -> str:
     return "%s: %s" % (type(exc).__name__, exc)
 
 
-class HttpTransport:
+class _Transport:
+    """What every transport shares: the last error seen while polling, and the size bound."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.last_error: Optional[str] = None
+
+    def _failed(self, message: str) -> List[bytes]:
+        self.last_error = message
+        return []
+
+    def _bounded(self, data: bytes, where: str) -> List[bytes]:
+        if len(data) > MAX_RETURN_BYTES:
+            return self._failed("%s: return larger than %d bytes, ignored" % (where, MAX_RETURN_BYTES))
+        return [data]
+
+
+class HttpTransport(_Transport):
     name = "http"
 
     def __init__(self, url: str, validate_certs: bool = True, ca_path: Optional[str] = None,
                  use_proxy: bool = True, timeout: float = 30.0) -> None:
+        super().__init__()
         self.url = url.rstrip("/")
         self.validate_certs = validate_certs
         self.ca_path = ca_path
         self.use_proxy = use_proxy
         self.timeout = timeout
-        self.last_error: Optional[str] = None
 
     def _open(self, url: str, data: Optional[bytes] = None, method: str = "GET",
               headers: Optional[Dict[str, str]] = None) -> Any:
@@ -104,12 +122,8 @@ class HttpTransport:
                 self.last_error = "GET %s: %s" % (target, _describe_http_error(exc))
             return []
         except (URLError, OSError, ValueError) as exc:
-            self.last_error = "GET %s: %s" % (target, _describe_http_error(exc))
-            return []
-        if len(data) > MAX_RETURN_BYTES:
-            self.last_error = "GET %s: return larger than %d bytes, ignored" % (target, MAX_RETURN_BYTES)
-            return []
-        return [data]
+            return self._failed("GET %s: %s" % (target, _describe_http_error(exc)))
+        return self._bounded(data, "GET " + target)
 
     def describe(self) -> Dict[str, Any]:
         return {"name": self.name, "url": self.url}
@@ -146,18 +160,25 @@ def _mail_xml(raw: bytes) -> Optional[bytes]:
     return fallback
 
 
-class SmtpTransport:
+class SmtpSettings(NamedTuple):
+    """Where the SMTP transport sends (host, port, envelope) and where returns arrive."""
+
+    host: str
+    port: int
+    sender: str
+    recipient: str
+    maildir: str
+
+
+class SmtpTransport(_Transport):
     name = "smtp"
 
     def __init__(self, host: str, port: int, sender: str, recipient: str, maildir: str,
                  timeout: float = 30.0) -> None:
-        self.host = host
-        self.port = port
-        self.sender = sender
-        self.recipient = recipient
-        self.maildir = maildir
+        super().__init__()
+        self.settings = SmtpSettings(host, port, sender, recipient, maildir)
+        self.host, self.port, self.sender, self.recipient, self.maildir = self.settings
         self.timeout = timeout
-        self.last_error: Optional[str] = None
         self._examined: Set[str] = set()  # Maildir keys already read (and not ours)
 
     def send(self, message_id: str, cms: bytes) -> Optional[str]:
@@ -217,17 +238,16 @@ class SmtpTransport:
         return found
 
     def describe(self) -> Dict[str, Any]:
-        return {"name": self.name, "host": self.host, "port": self.port, "sender": self.sender,
-                "recipient": self.recipient, "maildir": self.maildir}
+        return dict(self.settings._asdict(), name=self.name)
 
 
-class FolderTransport:
+class FolderTransport(_Transport):
     name = "folder"
 
     def __init__(self, outbox: str, inbox: str) -> None:
+        super().__init__()
         self.outbox = outbox
         self.inbox = inbox
-        self.last_error: Optional[str] = None
 
     def send(self, message_id: str, cms: bytes) -> Optional[str]:
         name = message_id + ".p7m"
@@ -258,12 +278,8 @@ class FolderTransport:
                 self.last_error = "the inbox %s does not exist" % self.inbox
             return []
         except OSError as exc:
-            self.last_error = "cannot read %s: %s" % (path, exc.strerror or exc)
-            return []
-        if len(data) > MAX_RETURN_BYTES:
-            self.last_error = "%s is larger than %d bytes, ignored" % (path, MAX_RETURN_BYTES)
-            return []
-        return [data]
+            return self._failed("cannot read %s: %s" % (path, exc.strerror or exc))
+        return self._bounded(data, path)
 
     def describe(self) -> Dict[str, Any]:
         return {"name": self.name, "outbox": self.outbox, "inbox": self.inbox}
