@@ -164,14 +164,8 @@ def _decrypt(path: str, data: bytes, info: Any, password: str, run_command: Runn
              find_tool: ToolFinder) -> Found:
     """Every certificate of the file, with ``password``; or why not."""
     if _p12.HAS_CRYPTOGRAPHY:  # read here, at call time (tests turn it off)
-        bags = []
-        for part in info.parts:
-            opened = part.bags if part.kind == "data" else (
-                _p12.decrypt_part(part, password) if part.kind == "encrypted" else None)
-            if opened is None:
-                break
-            bags.extend(opened)
-        else:
+        bags = _p12.open_bags(info, password)
+        if bags is not None:
             return _bag_certs(bags), None
         legacy = _legacy(data, password)
         if legacy is not None:

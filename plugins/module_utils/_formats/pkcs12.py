@@ -67,11 +67,6 @@ try:  # optional fast path
 except ImportError:  # pragma: no cover - depends on the target
     HAS_CRYPTOGRAPHY = False
 
-TOOL_MISSING_MESSAGE = "keytool not found on the host; install a JRE or give keytool's path"
-
-# The names this module's errors had before they joined the one exception tree.
-_Truncated = Truncated
-_Garbled = Garbled
 
 # Beyond this the MAC is not recomputed in Python (left to keytool / cryptography).
 _MAX_MAC_ITERATIONS = 2000000
@@ -322,6 +317,20 @@ def decrypt_part(part: Part, password: str) -> Optional[List[SafeBag]]:
         return _safe_contents(unpadder.update(padded) + unpadder.finalize())
     except (ValueError, IndexError):  # Truncated and Garbled are ValueErrors
         return None
+
+
+def open_bags(info: Outline, password: str) -> Optional[List[SafeBag]]:
+    """Every bag of the file, its encrypted parts decrypted with ``password`` (PBES2/AES, with
+    cryptography); None when a part cannot be opened here (legacy encryption, no cryptography,
+    wrong password): the caller then asks cryptography's own reader or keytool."""
+    bags: List[SafeBag] = []
+    for part in info.parts:
+        opened = part.bags if part.kind == "data" else (
+            decrypt_part(part, password) if part.kind == "encrypted" else None)
+        if opened is None:
+            return None
+        bags.extend(opened)
+    return bags
 
 
 def certificate_bags(bags: List[Any]) -> List[Tuple[Optional[str], bytes]]:

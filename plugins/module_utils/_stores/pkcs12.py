@@ -50,9 +50,8 @@ from ansible_collections.sne.guichet.plugins.module_utils._formats.pkcs12 import
     HAS_CRYPTOGRAPHY,
     OID_CERT_BAG,
     Outline,
-    SafeBag,
-    decrypt_part,
     mac_matches,
+    open_bags,
     outline,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._stores._keystore import JavaKeystore
@@ -104,17 +103,9 @@ class Pkcs12Store(JavaKeystore):
         cryptography can rewrite losslessly; None otherwise."""
         if not HAS_CRYPTOGRAPHY or not password:
             return None
-        bags: List[SafeBag] = []
-        for part in info.parts:
-            if part.kind == "data":
-                bags.extend(part.bags)
-            elif part.kind == "encrypted":
-                clear = decrypt_part(part, password)
-                if clear is None:
-                    return None
-                bags.extend(clear)
-            else:
-                return None
+        bags = open_bags(info, password)
+        if bags is None:
+            return None
         found = []
         try:
             for bag in bags:
