@@ -26,7 +26,7 @@ run_stage() {
   return 1
 }
 
-stage_ruff() { ruff check .; }
+stage_ruff() { ruff check . && bash scripts/pep8.sh; }
 
 stage_unit() { python -m pytest tests/unit -q -p no:cacheprovider; }
 

@@ -160,4 +160,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     handlers: Dict[str, Callable[[argparse.Namespace], int]] = {
         "run": cmd_run, "start": cmd_start, "stop": cmd_stop, "status": cmd_status}
     return handlers[args.command](args)
-

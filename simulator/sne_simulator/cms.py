@@ -252,7 +252,6 @@ def extract_cms(data: bytes) -> Tuple[bytes, str]:
     raise ValueError("neither DER, PEM nor S/MIME")
 
 
-
 def subject_key_identifier(certificate: x509.Certificate) -> bytes:
     """The certificate's subject key identifier (extension, or computed as RFC 5280 method 1)."""
     try:

@@ -37,7 +37,6 @@ def atomic_write(folder: str, name: str, data: bytes) -> str:
     return path
 
 
-
 class FolderWatcher:
     """Polls ``outbox`` for ``*.p7m``; a file is taken once its size and mtime held for one poll."""
 
@@ -107,4 +106,3 @@ class FolderWatcher:
 
     def deliver(self, key: str, xml: bytes) -> str:
         return atomic_write(self.inbox, key + ".xml", xml)
-

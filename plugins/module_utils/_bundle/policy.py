@@ -53,6 +53,8 @@ if CRYPTOGRAPHY_VERSION is not None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509 import verification
+
+
 def _der(cert: Any) -> bytes:
     return cert.public_bytes(serialization.Encoding.DER)
 

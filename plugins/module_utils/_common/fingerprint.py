@@ -27,4 +27,3 @@ def normalize_fingerprint(value: str) -> str:
     if len(hexdigits) != 64 or any(ch not in "0123456789ABCDEF" for ch in hexdigits):
         raise ValueError("not a SHA-256 fingerprint: %r" % value)
     return ":".join(hexdigits[i:i + 2] for i in range(0, 64, 2))
-

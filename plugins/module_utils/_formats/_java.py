@@ -19,6 +19,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
 # Modified UTF-8 (DataOutputStream.writeUTF)
 # --------------------------------------------------------------------------------------
 
+
 def encode_modified_utf8(text: str) -> bytes:
     """Java modified UTF-8 of ``text``, without the length prefix.
 
@@ -114,7 +115,6 @@ class _Reader:
         if size > self.end - self.pos:
             raise Truncated(start, "%s (claims %d bytes, %d left)" % (what, size, self.end - self.pos))
         return self.take(size, what)
-
 
 
 # --------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     StoreError,
     Truncated,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._oids import (  # noqa: F401  (some re-exported)
+from ansible_collections.sne.guichet.plugins.module_utils._oids import (
     AES_CBC_KEY_SIZES,
     HASHES,
     HMAC_PRFS,
@@ -46,12 +46,9 @@ from ansible_collections.sne.guichet.plugins.module_utils._oids import (  # noqa
     OID_DATA,
     OID_ENCRYPTED_DATA,
     OID_FRIENDLY_NAME,
-    OID_KEY_BAG,
     OID_ORACLE_TRUSTED_KEY_USAGE,
     OID_PBES2,
     OID_PBKDF2,
-    OID_SECRET_BAG,
-    OID_SHROUDED_KEY_BAG,
     OID_X509_CERT,
 )
 

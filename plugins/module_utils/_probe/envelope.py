@@ -30,10 +30,9 @@ from typing import Any, Callable, Dict, Optional, Tuple
 from ansible_collections.sne.guichet.plugins.module_utils._asn1 import SEQUENCE, SET, Node, context, read
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import cryptography_problem
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import EnvelopeError
-from ansible_collections.sne.guichet.plugins.module_utils._oids import (  # noqa: F401  (OID_DATA re-exported)
+from ansible_collections.sne.guichet.plugins.module_utils._oids import (
     ALGORITHM_NAMES,
     OID_AES256_CBC,
-    OID_DATA,
     OID_ENVELOPED_DATA,
     OID_RSA_ENCRYPTION,
 )

@@ -80,8 +80,8 @@ def propose(scan: Mapping[str, Any], current: Any, retired: Any, generation: str
     if both:
         raise ProposalError("current and retired both name %s" % ", ".join(both))
     builder = Builder(scan, current_fps, retired_fps, generation, host,
-                       certificate_name or "sne-chiffrement-{{ sne_generation | lower }}",
-                       authority_name or "sne-ac-{{ sne_generation | lower }}")
+                      certificate_name or "sne-chiffrement-{{ sne_generation | lower }}",
+                      authority_name or "sne-ac-{{ sne_generation | lower }}")
     builder.declared(as_list(stores), as_list(config_files))
     builder.folders()
     builder.files_found()

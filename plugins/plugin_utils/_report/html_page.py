@@ -205,7 +205,7 @@ def _action_html(report: Mapping, ids: dict[int, str]) -> list[str]:
                 paths_html(as_list(host.get("needs_attention")), "needs a person", "bad-label"),
                 paths_html(retired_extra(host), "retired certificate in", "bad-label"),
                 paths_html(as_list(as_dict(host.get("audit")).get("stores_without_current")),
-                            "stores without the current", "bad-label"),
+                           "stores without the current", "bad-label"),
                 paths_html([s.get("path") for s in failed_stores], "store failed", "bad-label"),
                 "".join('<div class="msg">%s: %s</div>' % (path_html(s.get("path")), esc(store_msg(s)))
                         for s in failed_stores if store_msg(s) and store_msg(s) not in reason),

@@ -403,7 +403,7 @@ def test_json_stable():
 
 def test_summary():
     lines = render_summary(sample_report(), now=NOW_BEFORE,
-                              paths={"html": "reports/report.html", "json": "reports/report.json"})
+                           paths={"html": "reports/report.html", "json": "reports/report.json"})
     assert lines[0] == ("sne.guichet rotation V5 - run 20261201T080512Z - 2 h 14 min before revocation at "
                         "09:00 UTC")
     assert lines[1] == ("12 hosts: 3 failed, 1 unconfigured, 2 not reached, 1 attention, 1 pending, "

@@ -25,6 +25,7 @@ from typing import Any, Dict, Optional
 import pytest
 from javatools import keytool, needs_keytool
 
+from ansible_collections.sne.guichet.plugins.module_utils import _oids as O
 from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
 from ansible_collections.sne.guichet.plugins.module_utils._probe import envelope as E
 from ansible_collections.sne.guichet.plugins.module_utils._probe import probe as P
@@ -325,8 +326,8 @@ def test_envelope_decrypts_to_the_exact_message_with_v5_only(pki, tmp_path, back
     assert done.stdout == message
     assert _decrypt(pki, cms, "chiffrement-v4", tmp_path).returncode != 0
     info = E.inspect_envelope(cms)
-    assert info["content_encryption"] == E.OID_AES256_CBC
-    assert info["content_type"] == E.OID_DATA
+    assert info["content_encryption"] == O.OID_AES256_CBC
+    assert info["content_type"] == O.OID_DATA
     assert [r["key_encryption"] for r in info["recipients"]] == [E.OID_RSA_ENCRYPTION]
     summary = E.check_envelope(cms, der)
     assert summary["recipient_serial"] == "5E1005"

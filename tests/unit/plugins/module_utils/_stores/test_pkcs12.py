@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from javatools import ENV, PASSWORD, keytool, needs_keytool
 from javatools import make_cert_and_key as make_cert
 
+from ansible_collections.sne.guichet.plugins.module_utils import _oids as O
 from ansible_collections.sne.guichet.plugins.module_utils._common import io as _atomic
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
@@ -537,7 +538,7 @@ def test_keytool_error_mapping():
 def test_mac_check_matches_java_and_openssl(world, tmp_path):
     info = F.outline(open(world["keys"], "rb").read())
     assert F.mac_matches(info, PASSWORD) is True and F.mac_matches(info, "x") is False
-    assert {F.OID_SHROUDED_KEY_BAG, F.OID_SECRET_BAG} <= info.clear_bag_types()
+    assert {O.OID_SHROUDED_KEY_BAG, O.OID_SECRET_BAG} <= info.clear_bag_types()
     # OpenSSL-style MAC (SHA-1 here) from cryptography's own writer
     data = pkcs12.serialize_key_and_certificates(
         b"n", None, x509.load_der_x509_certificate(world["certs"]["ca1"]), None,
