@@ -132,9 +132,26 @@ options:
       - In both cases the task fails and lists the stores that failed.
     type: bool
     default: false
+  lock_timeout:
+    description:
+      - Seconds to wait, for all the stores together, for another run that holds the lock
+        of one of them (see the notes). A store still locked then is not read nor written
+        and fails with code V(locked) and a message naming the other run - C(pid), O(run_id),
+        start time - and how long this one waited. V(0) tries once without waiting.
+    type: int
+    default: 60
 notes:
   - Run it once per host with all the host's stores; loops of one task per store are what make
     fleet runs slow.
+  - Two runs on the same store (two playbooks, or a deploy and a retire at the same time) take
+    turns. Each run locks every one of its stores, by real path (a store reached through a
+    link is the same store), from before it reads it until its last write; check mode too, so
+    it never reports a folder halfway through another run's change. The locks live in
+    C(/run/lock/sne-guichet/) (C(/var/lock) or the temporary folder where there is no
+    C(/run/lock); a C(sne-guichet-<uid>) folder for a user other than root), never in the
+    stores' folders; they are C(flock) locks, released by the kernel when a run ends, even
+    when it is killed. Runs on several hosts writing one store on a network share are not
+    serialised.
 seealso:
   - module: sne.guichet.bundle
 """
@@ -192,7 +209,8 @@ stores:
     code:
       description:
         - Kind of failure - V(wrong_password), V(corrupt), V(unknown_format), V(tool_missing),
-          V(not_found), V(io_error), V(verify_failed), V(unsupported).
+          V(not_found), V(io_error), V(verify_failed), V(unsupported), V(locked) (another
+          run held the store's lock for longer than O(lock_timeout)).
       type: str
       returned: when failed
       sample: wrong_password
@@ -269,6 +287,7 @@ def main() -> None:
         backup_dir=dict(type="path", default="/var/backups/sne-guichet"),
         run_id=dict(type="str"),
         all_or_nothing=dict(type="bool", default=False),
+        lock_timeout=dict(type="int", default=60),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_keystores(module)

@@ -23,6 +23,7 @@ NOT_FOUND = "not_found"
 IO_ERROR = "io_error"
 VERIFY_FAILED = "verify_failed"
 UNSUPPORTED = "unsupported"
+LOCKED = "locked"  # another run holds the store's lock (``_common/lock.py``)
 
 
 class SneError(Exception):

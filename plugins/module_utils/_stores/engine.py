@@ -8,7 +8,9 @@ Target-side code: Python standard library only.
 
 For each store: load, plan (certificates to add, fingerprints to remove), and unless in
 check mode apply (backup, write, verify, rename). A store that fails is reported with its
-reason and left as it was; the others are still processed.
+reason and left as it was; the others are still processed. Every store is locked
+(``_common/lock.py``) before it is read and until the run ends, check mode included, so a
+concurrent run on the same store waits instead of writing between our read and our write.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import ArgumentError, StoreError
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import normalize_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
+from ansible_collections.sne.guichet.plugins.module_utils._common.lock import DEFAULT_TIMEOUT, StoreLocks
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import CommandRunner
 from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Store, StoreSpec
 from ansible_collections.sne.guichet.plugins.module_utils._stores.der import DerStore
@@ -108,9 +111,14 @@ class Outcome:
         self.diff: Optional[Dict[str, str]] = None
 
 
-def plan_store(store: Store, present: List[CertEntry], absent: Set[str]) -> Tuple[Outcome, Any]:
-    """Load and plan one store; returns its outcome and the plan (None if it failed)."""
+def plan_store(store: Store, present: List[CertEntry], absent: Set[str],
+               refused: Optional[StoreError] = None) -> Tuple[Outcome, Any]:
+    """Load and plan one store; returns its outcome and the plan (None if it failed).
+    ``refused``: why the store must not even be read (it could not be locked)."""
     outcome = Outcome(store.spec)
+    if refused is not None:
+        _failed(outcome, refused)
+        return outcome, None
     result = outcome.result
     plan = None
     try:
@@ -149,13 +157,16 @@ def apply_store(store: Store, outcome: Outcome, plan: Any, backups: Backups) -> 
 
 def converge(specs: List[StoreSpec], present: List[CertEntry], absent: Set[str],
              check_mode: bool, backups: Backups, run_command: CommandRunner,
-             find_tool: Callable[[str], Optional[str]], all_or_nothing: bool = False
-             ) -> Tuple[List[Outcome], bool, bool]:
+             find_tool: Callable[[str], Optional[str]], all_or_nothing: bool = False,
+             lock_timeout: float = DEFAULT_TIMEOUT) -> Tuple[List[Outcome], bool, bool]:
     """Converge every store; returns (outcomes, changed, failed).
 
-    Every store is read and planned before any is written. With ``all_or_nothing``, a
-    store that cannot be read or planned stops the writes of all the others (the host is
-    left exactly as it was); otherwise the others are still converged.
+    Every store is locked, then read and planned before any is written; the locks are
+    held until the last write. A store still locked by another run after
+    ``lock_timeout`` seconds (for all the stores together) fails with code ``locked``,
+    unread. With ``all_or_nothing``, a store that cannot be locked, read or planned stops
+    the writes of all the others (the host is left exactly as it was); otherwise the
+    others are still converged.
     """
     clash = [p.name for p in present if p.sha256 in absent]
     if clash:
@@ -164,18 +175,23 @@ def converge(specs: List[StoreSpec], present: List[CertEntry], absent: Set[str],
     twice = sorted(set(p for p in paths if paths.count(p) > 1))
     if twice:
         raise ArgumentError("stores: declared more than once: %s" % ", ".join(twice))
+    if not lock_timeout >= 0:
+        raise ArgumentError("lock_timeout: %r is not a number of seconds (0 or more)"
+                            % lock_timeout)
     stores = [BACKENDS[spec.type](spec, run_command, find_tool) for spec in specs]
-    planned = [plan_store(store, present, absent) for store in stores]
-    blocked = all_or_nothing and any(o.result["failed"] for o, _plan in planned)
-    for store, (outcome, plan) in zip(stores, planned):
-        if plan is None or not plan.changed or check_mode:
-            continue
-        if blocked:
-            outcome.result.update(changed=False, skipped=True,
-                                  msg="not written: another store of this host failed "
-                                      "(all_or_nothing)")
-            continue
-        apply_store(store, outcome, plan, backups)
+    with StoreLocks(paths, lock_timeout, backups.run_id) as locks:
+        planned = [plan_store(store, present, absent, locks.refused(store.spec.path))
+                   for store in stores]
+        blocked = all_or_nothing and any(o.result["failed"] for o, _plan in planned)
+        for store, (outcome, plan) in zip(stores, planned):
+            if plan is None or not plan.changed or check_mode:
+                continue
+            if blocked:
+                outcome.result.update(changed=False, skipped=True,
+                                      msg="not written: another store of this host failed "
+                                          "(all_or_nothing)")
+                continue
+            apply_store(store, outcome, plan, backups)
     outcomes = [o for o, _plan in planned]
     for store, outcome in zip(stores, outcomes):
         for key, value in store.details.items():

@@ -54,7 +54,8 @@ def run_keystores(module: Any) -> None:
     try:
         outcomes, changed, failed = converge(specs, present, absent, module.check_mode,
                                              backups, run_command, find_tool,
-                                             all_or_nothing=params["all_or_nothing"])
+                                             all_or_nothing=params["all_or_nothing"],
+                                             lock_timeout=params["lock_timeout"])
     except ArgumentError as exc:
         module.fail_json(msg=str(exc))
     results = [o.result for o in outcomes]
