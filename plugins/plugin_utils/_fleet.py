@@ -155,7 +155,9 @@ def rotation_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
     record["stores"] = [_store_record(s, generation, current) for s in _l(deploy.get("stores"))
                         if isinstance(s, Mapping)]
     record["quarantined"] = [str(p) for p in _l(retire.get("quarantined"))]
-    record["needs_attention"] = [str(p) for p in _l(retire.get("needs_attention"))]
+    # Strays left in place because their place in the quarantine was taken (never written over).
+    taken = [str(p) for p in _l(retire.get("quarantine_taken"))]
+    record["needs_attention"] = [str(p) for p in _l(retire.get("needs_attention"))] + taken
     record["config_rewritten"] = sorted({str(p) for p in _l(retire.get("config_rewritten"))})
     record["probe"] = _probe_record(probe)
     changed = (bool(deploy.get("changed")) or any(s["changed"] for s in record["stores"])
@@ -172,6 +174,10 @@ def rotation_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
     probe_status = record["probe"]["status"]
     if probe_status not in PROBE_PASSING:
         reasons.append(("asynchronous check %s: %s" % (probe_status, record["probe"]["msg"])).strip(": "))
+    if taken:
+        reasons.append("stray copy %s not quarantined: its place in the quarantine of run %s is "
+                       "taken (never written over); run again with another sne_run_id"
+                       % (_short_list(taken), record["run_id"] or "?"))
     if failure and not reasons:
         reasons.append(_failure_msg(failure) or "a task failed")
     if reasons:

@@ -67,8 +67,17 @@ def run_keystores(module: Any) -> None:
         out["diff"] = diffs
     if failed:
         module.fail_json(msg="%d of %d stores could not be processed (left unchanged)%s: %s"
-                         % (len(failed_stores), len(results),
-                            "; no store was written (all_or_nothing)"
-                            if params["all_or_nothing"] and not module.check_mode else "",
+                         % (len(failed_stores), len(results), _written_note(results, params, module),
                             "; ".join(r["msg"] for r in results if r["failed"])), **out)
     module.exit_json(**out)
+
+
+def _written_note(results: List[dict], params: dict, module: Any) -> str:
+    """What the failure message says of the other stores: written before the failure (a write
+    failed after others were done: the host is half rotated until a rerun), or none written."""
+    if module.check_mode:
+        return ""
+    written = [r["path"] for r in results if r["changed"] and not r["failed"]]
+    if written:
+        return "; written before the failure: %s" % ", ".join(written)
+    return "; no store was written (all_or_nothing)" if params["all_or_nothing"] else ""

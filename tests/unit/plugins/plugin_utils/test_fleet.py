@@ -163,6 +163,58 @@ def test_failed_wins_over_attention():
     assert record["status"] == "failed"
 
 
+def test_quarantine_collision_fails_the_host_and_names_the_stray():
+    # retire found the stray's place in this run's quarantine taken: the stray was left where it
+    # is (never written over); the host is not done, whatever else converged.
+    stray = "/opt/guichet/conf/Chiffrement_SNEV4.cer"
+    retire = {"quarantined": ["/home/g/v4.pem"], "quarantine_taken": [stray], "needs_attention": []}
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"changed": True, "stores": [store(changed=True)]}, retire=retire,
+                    probe={"status": "passed"})
+    )
+    assert record["status"] == "failed"
+    assert record["reason"] == (
+        "stray copy %s not quarantined: its place in the quarantine of run r1 is taken (never "
+        "written over); run again with another sne_run_id" % stray)
+    assert record["quarantined"] == ["/home/g/v4.pem"] and record["needs_attention"] == [stray]
+
+
+def test_probe_timeout_in_the_playbook_is_failed_with_the_probe_reason():
+    # What rotate.yml records for a host whose return never came: the probe result (fail_on_status
+    # false) and the rescue of the role's "Fail the host" task; the reason is the probe's, once.
+    msg = "no return for message SNEPROBE-g1-20261201T0800Z-1 within 2 s"
+    probe = {"status": "timeout", "msg": msg, "elapsed": 2.0004, "message_id": "SNEPROBE-g1-20261201T0800Z-1"}
+    failure = {"task": "Fail the host when the SNE did not accept the message",
+               "msg": "asynchronous check timeout: " + msg}
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"changed": True, "stores": [store(changed=True)]}, probe=probe, failure=failure)
+    )
+    assert record["status"] == "failed"
+    assert record["reason"] == "asynchronous check timeout: " + msg
+    assert record["probe"] == {"status": "timeout", "latency": 2.0, "msg": msg}
+
+
+def test_a_host_that_failed_after_a_write_reports_the_stores_it_changed():
+    # A write refused mid-run (an immutable file): the stores written before it keep their new
+    # version and say so; the failing one is named with its cause and unchanged.
+    msg = "/opt/guichet/conf/sne.pem (pem): cannot replace /opt/guichet/conf/sne.pem: permission denied"
+    deploy = {"failed": True, "changed": True, "msg": "1 of 2 stores could not be processed",
+              "stores": [store(changed=True, added=ADDED, removed=REMOVED),
+                         store(path="/opt/guichet/conf/sne.pem", type="pem", failed=True, code="io_error",
+                               msg=msg, added=ADDED, removed=REMOVED)]}
+    record = _fleet.rotation_record("g1", facts(deploy=deploy, failure={"task": "Converge", "msg": "x"}))
+    assert record["status"] == "failed" and record["reason"] == msg
+    jks, pem = record["stores"]
+    assert (jks["changed"], jks["after"]) == (True, ["V5"])
+    assert (pem["failed"], pem["before"], pem["after"]) == (True, ["V4"], ["V4"])
+
+
+@pytest.mark.parametrize("status", ["attention", "not reached"])
+def test_needing_a_person_is_not_failing_the_run_unless_unreachable(status):
+    assert status in _fleet.NEEDS_ACTION
+    assert (status in _fleet.FAILING) is (status == "not reached")
+
+
 def test_unreachable_is_not_reached():
     record = _fleet.rotation_record(
         "g1", facts(deploy={"unreachable": True, "msg": "ssh: connect to host port 1"})
