@@ -316,7 +316,7 @@ code:
   description:
     - When RV(status) is V(error), the step that failed - V(certificate) (cannot read or select
       it), V(generation) (not the expected certificate), V(no_backend) (nothing to encrypt
-      with on the host), V(encryption), V(envelope), V(send), V(return) (unreadable return).
+      with on the host), V(encryption), V(envelope), V(send), V(return) (the return's statut is neither ACCEPTE nor REJETE).
   returned: when status is error
   type: str
   sample: generation

@@ -12,8 +12,8 @@ is the expected generation, build a small XML test message with a unique id, enc
 that certificate (CMS EnvelopedData, AES-256-CBC, RSA PKCS#1 v1.5), hand it to the SNE over
 one transport, and wait for the return that carries the same id. The outcome is a
 ``status``: ``passed`` (ACCEPTE), ``rejected`` (REJETE), ``timeout`` (no return: what a
-message encrypted to a revoked certificate gets), ``error`` (nothing could be concluded),
-``skipped`` (check mode).
+message encrypted to a revoked certificate gets), ``error`` (nothing could be concluded,
+including a return whose ``statut`` is neither ACCEPTE nor REJETE), ``skipped`` (check mode).
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
 CERTIFICATE_TYPES = ("pem", "der", "jks", "pkcs12")
 MAX_CERTIFICATE_FILE = 10 * 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# The only two statuts of a RetourAsynchrone (the SNE's interface; simulator/sne_simulator/engine.py).
+ACCEPTED = "ACCEPTE"
+REJECTED = "REJETE"
 
 # (alias or locator, certificate DER)
 Candidate = Tuple[Optional[str], bytes]
@@ -370,18 +373,18 @@ def probe(params: Dict[str, Any], run_command: Any = None,
     keys = ("statut", "reception", "generation", "horodatage", "guichet")
     result["return_info"] = {k: parsed[k] for k in keys}
     anomalies = parsed["anomalies"]
-    if parsed["statut"] == "ACCEPTE":
+    if parsed["statut"] == ACCEPTED:
         result.update(status="passed", msg="message %s accepted by the SNE (generation %s) after %s s"
                       % (message_id, parsed["generation"] or "?", _seconds(result["elapsed"])))
-    elif parsed["statut"] == "REJETE":
+    elif parsed["statut"] == REJECTED:
         result["anomaly"] = anomalies[0] if anomalies else {"code": "", "label": ""}
         result["anomalies"] = anomalies
         described = "; ".join("%s (%s)" % (a["code"], a["label"]) for a in anomalies)
         result.update(status="rejected", msg="message %s rejected by the SNE: %s"
                       % (message_id, described or "no anomaly given"))
-    else:
-        _error(result, "return", "the return of message %s has an unknown statut %r"
-               % (message_id, parsed["statut"]))
+    else:  # never a pass: only ACCEPTE says the SNE could decrypt and accept the message
+        _error(result, "return", "unknown statut %r in the SNE's return of message %s (expected "
+               "%s or %s): nothing can be concluded" % (parsed["statut"], message_id, ACCEPTED, REJECTED))
     return result
 
 

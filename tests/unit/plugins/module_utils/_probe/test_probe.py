@@ -3,7 +3,8 @@
 The simulator (simulator/sne_simulator) is started with the ``start`` CLI and the test PKI:
 current generation V5, V4 revoked. A probe with the V5 certificate passes; with V4
 (``send_anyway``) it gets no return and times out; REJET_TEST gets a rejection; a return
-delayed within the timeout still passes; returns of other messages are ignored. The envelope
+delayed within the timeout still passes; returns of other messages are ignored, and a return
+whose statut is neither ACCEPTE nor REJETE is an error, never a pass. The envelope
 is checked with the real ``openssl cms -decrypt``; both encryption backends (cryptography,
 the openssl command) are exercised; certificates are read from PEM, DER, and keytool-made
 JKS and PKCS#12 keystores.
@@ -18,9 +19,13 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import urllib.error
 import urllib.request
 from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Optional
+from urllib.parse import unquote
 
 import pytest
 from javatools import keytool, needs_keytool
@@ -124,6 +129,66 @@ def sim(pki, tmp_path_factory):
     yield Sim(json.loads(started.stdout))
     stopped = run_cli("stop", "--state-dir", state)
     assert stopped.returncode == 0, stopped.stderr
+
+
+class Relay(ThreadingHTTPServer):
+    """A tiny HTTP server in front of the simulator, where the HTTP transport sends and polls:
+    ``GET /returns/<id>`` answers the return planted for that id when there is one; every other
+    request goes to the simulator unchanged. The simulator's admin API cannot plant a return."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.planted: Dict[str, bytes] = {}
+        super().__init__(("127.0.0.1", 0), _RelayHandler)
+        self.url = "http://127.0.0.1:%d" % self.server_address[1]
+
+
+class _RelayHandler(BaseHTTPRequestHandler):
+    def log_message(self, format, *args):
+        return
+
+    def _answer(self, code, body, content_type):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _forward(self, body=None):
+        relay = self.server
+        headers = {"Content-Type": self.headers.get("Content-Type", "application/octet-stream")}
+        request = urllib.request.Request(relay.upstream + self.path, data=body, headers=headers,
+                                         method=self.command)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                self._answer(response.status, response.read(), response.headers.get("Content-Type", ""))
+        except urllib.error.HTTPError as exc:
+            self._answer(exc.code, exc.read(), exc.headers.get("Content-Type", ""))
+
+    def do_GET(self):
+        if self.path.startswith("/returns/"):
+            planted = self.server.planted.get(unquote(self.path[len("/returns/"):]))
+            if planted is not None:
+                self._answer(200, planted, "application/xml; charset=utf-8")
+                return
+        self._forward()
+
+    def do_POST(self):
+        self._forward(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+
+
+@pytest.fixture(scope="module")
+def relay(sim):
+    server = Relay(sim.url)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
 
 
 @pytest.fixture(autouse=True)
@@ -234,12 +299,17 @@ def test_delayed_return_within_timeout_passes(pki, sim, transport):
     assert result["elapsed"] >= 1.0
 
 
-def _plant(sim, transport, message_id, xml_id):
-    """A return whose name says ``message_id`` but whose XML is for ``xml_id``."""
-    xml = ('<?xml version="1.0" encoding="utf-8"?>\n<RetourAsynchrone id="%s" statut="ACCEPTE" '
+def _plant(sim, relay, transport, message_id, xml_id, statut="ACCEPTE"):
+    """Plant, where ``transport`` looks for the return of ``message_id``, a return whose XML is
+    for ``xml_id`` with ``statut``; return the transport options that look there."""
+    xml = ('<?xml version="1.0" encoding="utf-8"?>\n<RetourAsynchrone id="%s" statut="%s" '
            'reception="R999999-000000" generation="V5" horodatage="2016-01-07T09:30:00Z">'
-           '<Guichet>%s</Guichet></RetourAsynchrone>\n' % (xml_id, GUICHET)).encode()
-    if transport == "folder":
+           '<Guichet>%s</Guichet></RetourAsynchrone>\n' % (xml_id, statut, GUICHET)).encode()
+    options = sim.transport_options(transport)
+    if transport == "http":
+        relay.planted[message_id] = xml
+        options["url"] = relay.url
+    elif transport == "folder":
         with open(os.path.join(sim.info["folder"]["inbox"], message_id + ".xml"), "wb") as handle:
             handle.write(xml)
     elif transport == "smtp":
@@ -250,20 +320,85 @@ def _plant(sim, transport, message_id, xml_id):
         mail.set_content(xml, maintype="application", subtype="xml", cte="8bit")
         box = mailbox.Maildir(os.path.join(sim.info["smtp"]["maildir"], SENDER), create=True)
         box.add(mail.as_bytes(policy=email.policy.SMTP))
+    else:
+        raise AssertionError("no way to plant a return for %s" % transport)
+    return options
+
+
+def test_the_relay_passes_the_simulator_through(pki, sim, relay):
+    """Through the relay, with nothing planted, a V5 probe passes as it does straight."""
+    params = make_params(pki, sim, "http")
+    params["http"]["url"] = relay.url
+    assert probe(params)["status"] == "passed"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_returns_of_other_messages_are_ignored(pki, sim, transport):
+def test_returns_of_other_messages_are_ignored(pki, sim, relay, transport):
     first = probe(make_params(pki, sim, transport))
     assert first["status"] == "passed"
     mid = P.new_message_id("stale")
-    _plant(sim, transport, mid, first["message_id"])  # a previous probe's return, misfiled
+    options = _plant(sim, relay, transport, mid, first["message_id"])  # a previous probe's return, misfiled
+    # V4: the SNE drops the message, so the planted return is the only one there is
     result = probe(make_params(pki, sim, transport, ident="chiffrement-v4", send_anyway=True,
-                               timeout=1.5), message_id=mid)
+                               timeout=1.5, **{transport: options}), message_id=mid)
     assert result["status"] == "timeout", result
     assert result["message_id"] == mid
-    if transport != "http":
-        assert result["ignored_returns"] >= 1
+    assert result["ignored_returns"] >= 1  # the planted one (the Maildir also holds earlier returns)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_return_with_an_unknown_statut_is_an_error(pki, sim, relay, transport):
+    mid = P.new_message_id("odd")
+    options = _plant(sim, relay, transport, mid, mid, statut="EN_COURS")
+    result = probe(make_params(pki, sim, transport, ident="chiffrement-v4", send_anyway=True,
+                               timeout=5.0, **{transport: options}), message_id=mid)
+    assert result["status"] == "error", result
+    assert result["code"] == "return"
+    assert result["msg"] == ("unknown statut 'EN_COURS' in the SNE's return of message %s (expected "
+                             "ACCEPTE or REJETE): nothing can be concluded" % mid)
+    assert result["return_info"]["statut"] == "EN_COURS"
+    assert 'statut="EN_COURS"' in result["return_xml"]
+
+
+class PlantedTransport:
+    """A transport that accepts every message and gives back one planted return."""
+
+    name = "folder"
+    last_error = None
+
+    def __init__(self, xml: bytes) -> None:
+        self.xml = xml
+
+    def send(self, message_id, cms):
+        return "R000001-000000"
+
+    def poll(self, message_id):
+        return [self.xml]
+
+    def describe(self):
+        return {"name": self.name}
+
+
+@pytest.mark.parametrize("statut, status", [
+    ("ACCEPTE", "passed"), ("REJETE", "rejected"),  # the two the SNE sends
+    (None, "error"), ("", "error"), ("accepte", "error"), ("ACCEPTE ", "error"), ("ACCEPTÉ", "error"),
+    ("ACCEPTEE", "error"), ("OK", "error"), ("PASSED", "error"), ("EN_COURS", "error"),
+])
+def test_only_accepte_passes(pki, monkeypatch, statut, status):
+    mid = P.new_message_id("statut")
+    attribute = "" if statut is None else ' statut="%s"' % statut
+    xml = ('<RetourAsynchrone id="%s"%s generation="V5"><Guichet>%s</Guichet></RetourAsynchrone>'
+           % (mid, attribute, GUICHET)).encode("utf-8")
+    monkeypatch.setattr(P, "make_transport", lambda name, options, timeout: PlantedTransport(xml))
+    result = probe(make_params(pki, None, "folder", folder={"outbox": "-", "inbox": "-"}, timeout=5.0),
+                   message_id=mid)
+    assert result["status"] == status, result
+    if status == "error":
+        assert result["code"] == "return"
+        assert result["msg"].startswith("unknown statut %r in the SNE's return of message %s"
+                                        % (statut or "", mid))
+    else:
+        assert "code" not in result
 
 
 def test_impostor_with_the_right_name_is_not_answered(pki, sim):
