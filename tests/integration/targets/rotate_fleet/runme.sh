@@ -10,6 +10,9 @@
 #   1. rotate --check --diff changes no byte, and its report says DRY RUN;
 #   2. rotate: healthy hosts converge and pass the asynchronous check, the broken host is
 #      failed and left unchanged, the host without declared stores is "unconfigured" (failed);
+#   2b. the judge can fail: faults planted in a copy of the rotated fleet (a stray put back,
+#      the private key lost, V5 missing, V4 bytes left, the configuration or the reload not
+#      done, collateral changes, one byte changed...) each make check_fleet.py fail, naming it;
 #   3. rotate again: changed=0 and failed=0 on every healthy host;
 #   4. audit: read-only; proposes a host_vars fragment for the unconfigured host;
 #   5. retries with --limit: the repaired broken host is rotated (the bundle verified again),
@@ -79,7 +82,9 @@ start_sne() {  # start_sne CURRENT REVOKED...
 {"current": {"generation": "${cur^^}", "certificate": "pki/chiffrement-$cur.pem", "key": "pki/chiffrement-$cur.key"},
  "revoked": [$rev], "transports": {"http": {"port": 0}}}
 JSON
-  "$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 900 >/dev/null
+  # The lifetime only reaps a simulator this script failed to stop (cleanup stops it): far
+  # longer than the whole target takes on a loaded machine.
+  "$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
   SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
   cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---
@@ -175,6 +180,176 @@ print("junit.xml: %d cases, failures %s" % (len(names), failed))
 PYJUNIT
 "$PY" "$COLL/tests/report/chromium_check.py" "$REPORTS/V5/report.html" \
   --report "$REPORTS/V5/report.json" --screenshot "$ARTEFACTS/fleet-report.png"
+
+echo "== 2b. the judge can fail: faults planted in a copy of the rotated fleet, each caught"
+# check_fleet.py judges every step: each of its checks must fail on the fault it exists for.
+# The copy's fleet.json points at the copy; the files are the rotated ones, byte for byte (the
+# absolute paths inside them still name the fleet, which no check compares). Each fault is
+# planted in one host of the copy, judged with --host, and undone by copying the host back.
+PLANTED="$WORK/planted"
+cp -a "$WORK/fleet" "$PLANTED"
+"$PY" - "$WORK/fleet" "$PLANTED" <<'PYCOPY'
+import json, os, sys
+old, new = (os.path.join(p, "") for p in sys.argv[1:3])
+def moved(value):
+    if isinstance(value, dict):
+        return {moved(k): moved(v) for k, v in value.items()}  # stray_sha256 is keyed by path
+    if isinstance(value, list):
+        return [moved(v) for v in value]
+    return new + value[len(old):] if isinstance(value, str) and value.startswith(old) else value
+path = os.path.join(new, "fleet.json")
+json.dump(moved(json.load(open(path))), open(path, "w"), indent=2)
+PYCOPY
+judge() { "$PY" "$COLL/tests/fleet/check_fleet.py" "$PLANTED" "$@"; }
+expect_rc 0 "$WORK/planted-clean.log" -- judge --expect rotated --baseline "$WORK/baseline.json"
+judge --snapshot "$WORK/planted-rotated.json" >/dev/null
+# The hosts to plant in: a v4 host (without PKCS#12 if there is one: fewer JVMs), a host with a
+# PKCS#12 store, the stray host, a host already on V5.
+read -r V4H P12H STRAYH V5H < <("$PY" - "$PLANTED/fleet.json" <<'PYHOSTS'
+import json, sys
+hosts = sorted(json.load(open(sys.argv[1]))["hosts"].items())
+v4 = sorted((h["has_p12"], n) for n, h in hosts if h["kind"] == "v4")[0][1]
+p12 = [n for n, h in hosts if h["has_p12"] and h["kind"] in ("v4", "stray", "odd_alias")][0]
+print(v4, p12, [n for n, h in hosts if h["kind"] == "stray"][0], [n for n, h in hosts if h["kind"] == "v5"][0])
+PYHOSTS
+)
+# plant HOST FAULT: plant one fault in the copy, by other means than the collection.
+plant() {
+  "$PY" - "$PLANTED" "$1" "$2" "$COLL/tests/fleet" <<'PYPLANT'
+import base64, hashlib, os, re, shutil, subprocess, sys
+outdir, name, fault = sys.argv[1:4]
+sys.path.insert(0, sys.argv[4])
+import check_fleet  # its reading of fleet.json and the PKI; keytool_entries to find an alias
+fleet = check_fleet.Fleet(outdir)
+host = fleet.hosts[name]
+store = {s["type"]: s for s in host["stores"]}
+jks, conf, stray = store["jks"], host["config_files"][0], (host["strays"] or [None])[-1]
+
+def keytool(path, password, *args):
+    storetype = "PKCS12" if path.endswith(".p12") else "JKS"
+    subprocess.run(["keytool"] + check_fleet.JOPTS + list(args) + ["-noprompt", "-keystore", path,
+                   "-storetype", storetype, "-storepass", password], check=True, capture_output=True,
+                   env=check_fleet.JAVA_ENV)
+
+def edit(path, change):
+    with open(path, "rb") as fh:
+        data = fh.read()
+    with open(path, "wb") as fh:
+        fh.write(change(data))
+
+def flip(data):  # one byte changed, same size
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1:]
+
+def quarantined(path):
+    for dirpath, _dirs, files in os.walk(host["quarantine_dir"]):
+        for f in files:
+            full = os.path.join(dirpath, f)
+            if f == os.path.basename(path):
+                with open(full, "rb") as fh:
+                    if hashlib.sha256(fh.read()).hexdigest() == host["stray_sha256"][path]:
+                        return full
+    raise SystemExit("plant: no quarantined copy of %s" % path)
+
+if fault == "stray_back":            # copied back from the quarantine: a stray not moved
+    shutil.copy2(quarantined(stray), stray)
+elif fault == "stray_deleted":       # deleted instead of moved: nothing in the quarantine
+    os.remove(quarantined(stray))
+elif fault == "key_deleted":
+    keytool(jks["path"], jks["password"], "-delete", "-alias", fleet.key_alias)
+elif fault == "key_as_certificate":  # the key entry's certificate kept, the private key lost
+    cert = os.path.join(outdir, "key.der")
+    keytool(jks["path"], jks["password"], "-exportcert", "-alias", fleet.key_alias, "-file", cert)
+    keytool(jks["path"], jks["password"], "-delete", "-alias", fleet.key_alias)
+    keytool(jks["path"], jks["password"], "-importcert", "-alias", fleet.key_alias, "-file", cert)
+    os.remove(cert)
+elif fault == "v5_missing":          # from the PKCS#12 truststore, under whatever alias it has
+    p12 = store["pkcs12"]
+    entries = check_fleet.keytool_entries(p12["path"], "PKCS12", p12["password"])
+    alias = [e["alias"] for e in entries if fleet.fp["v5"] in e["sha256"]][0]
+    keytool(p12["path"], p12["password"], "-delete", "-alias", alias)
+elif fault == "v4_in_store":
+    with open(fleet.pem_path["v4"], "rb") as fh:
+        v4 = fh.read()
+    edit(store["pem"]["path"], lambda data: data + v4)
+elif fault == "comment_lost":        # the PEM bundle's leading comment line
+    edit(store["pem"]["path"], lambda data: data.split(b"\n", 1)[1])
+elif fault == "dangling_link":
+    os.symlink("gone.pem", os.path.join(store["pem_dir"]["path"], "0badc0de.0"))
+elif fault == "v4_hashed":           # V4 and its authority back in the hashed folder, rehashed
+    for role in ("v4", "ac_v4"):
+        shutil.copyfile(fleet.pem_path[role], os.path.join(store["pem_dir"]["path"], "old-%s.pem" % role))
+    subprocess.run(["openssl", "rehash", store["pem_dir"]["path"]], check=True, capture_output=True)
+elif fault == "links_removed":       # the hashed folder's PEM files kept, its hash links gone
+    folder = store["pem_dir"]["path"]
+    for f in os.listdir(folder):
+        if os.path.islink(os.path.join(folder, f)):
+            os.remove(os.path.join(folder, f))
+elif fault == "v4_base64":           # in the configuration (a place the run may change)
+    b64 = base64.b64encode(fleet.der["v4"])  # in lines of 53 ending CRLF and a space
+    edit(conf, lambda data: data + b"# kept just in case:\n" + re.sub(rb"(.{1,53})", rb"\1\r\n ", b64))
+elif fault == "config_v4":
+    edit(conf, lambda data: data.replace(b"sne-chiffrement-v5", b"sne-chiffrement-v4"))
+elif fault == "reload_marker":       # the reload log is there, without the reload's line
+    open(host["reload_log"], "wb").close()
+elif fault == "reload_log":
+    os.remove(host["reload_log"])
+elif fault == "refresh_missing":
+    open(host["refresh_log"], "wb").close()
+elif fault == "collateral":          # an unrelated file under the host root
+    edit(os.path.join(host["root"], "opt/guichet/app/bin/guichet.sh"), lambda data: data + b"# edited\n")
+elif fault == "mode":
+    os.chmod(jks["path"], 0o644)
+elif fault == "config_edited":       # on a host that had nothing to change
+    edit(conf, lambda data: data + b"# edited\n")
+elif fault == "store_byte":
+    edit(jks["path"], flip)
+elif fault == "file_byte":
+    edit(os.path.join(host["root"], "opt/guichet/app/lib/guichet-core.jar"), flip)
+else:
+    raise SystemExit("plant: unknown fault %s" % fault)
+PYPLANT
+}
+missed=() planted_count=0
+# planted HOST FAULT MESSAGE CHECK-OPTIONS...: check_fleet.py --host HOST exits 1, its line for
+# HOST says FAIL and MESSAGE is among its problems; then the host is copied back.
+planted() {
+  local host="$1" fault="$2" want="$3" log="$WORK/planted-$2.log" rc=0; shift 3
+  planted_count=$((planted_count + 1))
+  plant "$host" "$fault"
+  judge "$@" --host "$host" -v > "$log" 2>&1 || rc=$?
+  if [ "$rc" -ne 1 ] || ! grep -qE "^$host +[a-z0-9_]+ +(yes|no) +FAIL " "$log" || ! grep -qF -- "$want" "$log"; then
+    missed+=("$fault on $host (rc $rc, no '$want': $log)")
+  fi
+  rm -rf "${PLANTED:?}/roots/$host"
+  cp -a "$WORK/fleet/roots/$host" "$PLANTED/roots/$host"
+}
+ROTATED=(--expect rotated --baseline "$WORK/baseline.json")
+CONF=opt/guichet/conf
+STRAY_REL="$("$PY" -c 'import json, os, sys; h = json.load(open(sys.argv[1]))["hosts"][sys.argv[2]]; print(os.path.relpath(h["strays"][-1], h["root"]))' "$PLANTED/fleet.json" "$STRAYH")"
+planted "$STRAYH" stray_back "stray $STRAY_REL not moved" "${ROTATED[@]}"
+planted "$STRAYH" stray_deleted "stray $STRAY_REL not in quarantine with its original content" "${ROTATED[@]}"
+planted "$V4H" key_deleted "$CONF/app.jks: private key entry 'guichet' lost or changed" "${ROTATED[@]}"
+planted "$V4H" key_as_certificate "$CONF/app.jks: private key entry 'guichet' lost or changed" "${ROTATED[@]}"
+planted "$P12H" v5_missing "$CONF/trust.p12: v5 missing" "${ROTATED[@]}"
+planted "$V4H" v4_in_store "$CONF/sne.pem: v4 still there" "${ROTATED[@]}"
+planted "$V4H" comment_lost "$CONF/sne.pem: leading comment line lost" "${ROTATED[@]}"
+planted "$V4H" dangling_link "etc/guichet/certs: dangling link 0badc0de.0" "${ROTATED[@]}"
+planted "$V4H" v4_hashed "etc/guichet/certs: openssl verify -CApath still accepts V4" "${ROTATED[@]}"
+planted "$V4H" links_removed "etc/guichet/certs: openssl verify -CApath fails for V5" "${ROTATED[@]}"
+planted "$V4H" v4_base64 "V4 left in $CONF/guichet.properties (v4 base64)" "${ROTATED[@]}"
+planted "$V4H" config_v4 "$CONF/guichet.properties: still sne-chiffrement-v4" "${ROTATED[@]}"
+planted "$V4H" reload_marker "reload command did not run" "${ROTATED[@]}"
+planted "$V4H" reload_log "reload command did not run (no var/log/guichet-reload.log)" "${ROTATED[@]}"
+planted "$V4H" refresh_missing "trust anchors refresh did not run" "${ROTATED[@]}"
+planted "$V4H" collateral "changed outside stores/config/logs/backups/quarantine: changed opt/guichet/app/bin/guichet.sh" "${ROTATED[@]}"
+planted "$V4H" mode "mode 0640->0644 $CONF/app.jks" "${ROTATED[@]}"
+planted "$V5H" config_edited "host already on V5 changed: changed $CONF/guichet.properties" "${ROTATED[@]}"
+planted "$BROKEN" store_byte "broken host changed: changed $CONF/app.jks" "${ROTATED[@]}"
+planted "$V4H" file_byte "changed: changed opt/guichet/app/lib/guichet-core.jar" --expect untouched --baseline "$WORK/planted-rotated.json"
+[ "${#missed[@]}" -eq 0 ] || fail "check_fleet.py missed planted faults: ${missed[*]}"
+echo "check_fleet.py caught each of $planted_count planted faults"
+rm -rf "$PLANTED"
 
 echo "== 3. rotate again: changed=0 and failed=0 on every healthy host"
 expect_rc 2 "$WORK/run2.log" -- play sne.guichet.rotate -e sne_run_id=it-2

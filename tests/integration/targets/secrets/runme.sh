@@ -49,7 +49,7 @@ cat > "$WORK/sne.json" <<JSON
  "revoked": [{"generation": "V4", "certificate": "pki/chiffrement-v4.pem", "key": "pki/chiffrement-v4.key"}],
  "transports": {"http": {"port": 0}}}
 JSON
-"$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 600 >/dev/null
+"$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
 SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
 cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---
