@@ -4,7 +4,8 @@
 #   ruff, unit tests (pytest), integration tests (ansible-test integration: real
 #   ansible-playbook runs), ansible-test sanity (zero ignores), ansible-lint (production).
 # Installs what it needs (scripts/bootstrap.sh). Usage: scripts/test.sh [stage...]
-# where stage is one of: ruff unit integration sanity lint (default: all).
+# where stage is one of: ruff unit integration sanity lint (default: all), or fuzz
+# (not in the default: the tests marked fuzz, e.g. a SIGKILL at every write of every store).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,6 +30,9 @@ run_stage() {
 stage_ruff() { ruff check . && bash scripts/pep8.sh; }
 
 stage_unit() { python -m pytest tests/unit -q -p no:cacheprovider; }
+
+# Not in the default stages: every kill point, long fuzz runs (tests marked fuzz).
+stage_fuzz() { python -m pytest -q -p no:cacheprovider -m fuzz tests/unit; }
 
 stage_integration() {
   local copy

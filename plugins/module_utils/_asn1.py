@@ -34,6 +34,8 @@ from typing import List, NamedTuple, Optional, Tuple
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import Garbled, Malformed, Truncated
 
 MAX_DEPTH = 32
+# An OID arc is at most this many bits (UUID arcs under 2.25 are 128): a bigger one is Garbled.
+MAX_ARC_BITS = 136
 
 # First identifier octets of the universal types the collection reads.
 BOOLEAN = 0x01
@@ -257,6 +259,8 @@ class Node(NamedTuple):
             if fresh and octet == 0x80:
                 raise self._fail(what, "non-minimal OID arc")
             value = (value << 7) | (octet & 0x7F)
+            if value >> MAX_ARC_BITS:  # str() of a huge arc would fail (and cost)
+                raise self._fail(what, "OID arc of more than %d bits" % MAX_ARC_BITS)
             fresh = not octet & 0x80
             if fresh:
                 arcs.append(value)

@@ -61,7 +61,9 @@ from ansible_collections.sne.guichet.plugins.module_utils._scan_options import (
 from ansible_collections.sne.guichet.plugins.module_utils._scan_refs import (
     NOFOLLOW,
     REFERENCE_MAX_SIZE,
+    escaped,
     find_references,
+    named_like,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     CERTIFICATE_LABELS,
@@ -82,10 +84,6 @@ LINK = "link"
 SKIP_REASONS = ("excluded", "max_depth", "too_large", "special", "symlink",
                 "symlink_outside", "symlink_broken")
 
-# A file named like this that holds no certificate is reported in ``unreadable``.
-CERT_SUFFIXES = (".cer", ".crt", ".cert")
-STORE_SUFFIXES = (".jks", ".jceks", ".p12", ".pfx", ".keystore", ".truststore")
-
 # A block may not contain another BEGIN: a truncated block does not swallow the next one.
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 #._/-]*)-----(?:(?!-----BEGIN ).)*?-----END \1-----",
                         re.S)
@@ -93,25 +91,6 @@ _CERT_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
 
 CommandRunner = Callable[..., Any]
-
-
-# --------------------------------------------------------------------------- names
-
-
-def _named_like(path: str, der_shaped: bool = False) -> Optional[str]:
-    """What the file name promises, if a certificate or keystore; None otherwise.
-
-    ``.der`` alone promises nothing (keys are DER too) unless the content starts like a
-    certificate.
-    """
-    low = path.lower()
-    if low.endswith(CERT_SUFFIXES) or (der_shaped and low.endswith(".der")):
-        return "a certificate"
-    if low.endswith(".pem"):
-        return "a PEM file"
-    if low.endswith(STORE_SUFFIXES):
-        return "a keystore"
-    return None
 
 
 # --------------------------------------------------------------------------- the scan
@@ -180,7 +159,7 @@ class Scanner:
     def _problem(self, path: str, reason: str, fmt: Optional[str] = None) -> None:
         """``fmt``: the format of the file when its structure was read but some of its
         certificates could not be (a PKCS#12 file whose certificates are encrypted)."""
-        self.unreadable.append({"path": path, "reason": reason, "format": fmt})
+        self.unreadable.append({"path": escaped(path), "reason": reason, "format": fmt})
 
     def _info(self, der: bytes, fingerprint: str) -> Union[Dict[str, Any], str]:
         """Subject and end of validity of a certificate, or why it cannot be read (cached)."""
@@ -344,7 +323,7 @@ class Scanner:
             self.skipped["too_large"] += 1
             return
         if (kind == TEXT and self.references_of is not None and len(data) <= REFERENCE_MAX_SIZE
-                and _named_like(path, der_shaped=True) is None):
+                and named_like(path, der_shaped=True) is None):
             self._ref_candidates.append((path, real))
         if kind == TEXT:
             self._text(path, real, data)
@@ -355,7 +334,7 @@ class Scanner:
 
     def _nothing(self, path: str, data: bytes, binary: bool) -> None:
         """A file with no certificate: a problem only when it is named like one."""
-        like = _named_like(path)
+        like = named_like(path)
         if like is None:
             return
         if not data:
@@ -368,7 +347,7 @@ class Scanner:
 
     def _text(self, path: str, real: str, data: bytes) -> None:
         if text_kind(data) != PEM:
-            if _named_like(path) == "a certificate" and _BASE64_TEXT.match(data):
+            if named_like(path) == "a certificate" and _BASE64_TEXT.match(data):
                 # A certificate saved as bare base64, without BEGIN/END lines.
                 try:
                     der = base64.b64decode(b"".join(data.split()), validate=True)
@@ -379,13 +358,13 @@ class Scanner:
                     return
             self._nothing(path, data, binary=False)
             return
-        starts = set()
+        starts, line, counted = set(), 1, 0  # lines counted as the blocks come (not from 0 each)
         for index, match in enumerate(_PEM_BLOCK.finditer(data)):
             starts.add(match.start())
             label = match.group(1).decode("ascii")
             if label not in CERTIFICATE_LABELS:
                 continue
-            line = data.count(b"\n", 0, match.start()) + 1
+            line, counted = line + data.count(b"\n", counted, match.start()), match.start()
             what = "PEM block #%d (line %d): " % (index, line)
             block = match.group(0)
             try:
@@ -402,9 +381,10 @@ class Scanner:
                     self._problem(path, what + str(exc), PEM)
                     continue
             self._add(path, real, der, PEM, index=index, what=what)
+        line, counted = 1, 0
         for begin in _CERT_BEGIN.finditer(data):
             if begin.start() not in starts:  # e.g. a truncated copy
-                line = data.count(b"\n", 0, begin.start()) + 1
+                line, counted = line + data.count(b"\n", counted, begin.start()), begin.start()
                 self._problem(path, "line %d: %s without its END line"
                               % (line, begin.group(0).decode("ascii")), PEM)
 
@@ -412,7 +392,7 @@ class Scanner:
         try:
             ders = load_certificates(data)
         except ValueError as exc:
-            if _named_like(path, der_shaped=fmt == DER) is not None:
+            if named_like(path, der_shaped=fmt == DER) is not None:
                 self._problem(path, "not a readable DER certificate: %s" % exc)
             return
         for index, der in enumerate(ders):

@@ -1,7 +1,8 @@
 # Copyright: sne.guichet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""The scan's search for configuration files that name the files it found.
+"""File names in the scan: what a name promises, how a path is shown, and the search for the
+configuration files that name the files the scan found.
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
@@ -34,6 +35,30 @@ _NAME_BYTE = b"A-Za-z0-9_\\-"
 _TOKEN_STOPS = frozenset(b" \t\r\n\"'`=,;:<>()[]|&\\")
 _SEGMENT_STOPS = frozenset(b"${}%~*?")
 _TOKEN_LOOKBACK = 4096
+# A file named like this that holds no certificate is reported in ``unreadable``.
+CERT_SUFFIXES = (".cer", ".crt", ".cert")
+STORE_SUFFIXES = (".jks", ".jceks", ".p12", ".pfx", ".keystore", ".truststore")
+
+
+def named_like(path: str, der_shaped: bool = False) -> Optional[str]:
+    """What the file name promises, if a certificate or keystore; None otherwise.
+
+    ``.der`` alone promises nothing (keys are DER too) unless the content starts like a
+    certificate.
+    """
+    low = path.lower()
+    if low.endswith(CERT_SUFFIXES) or (der_shaped and low.endswith(".der")):
+        return "a certificate"
+    if low.endswith(".pem"):
+        return "a PEM file"
+    if low.endswith(STORE_SUFFIXES):
+        return "a keystore"
+    return None
+
+
+def escaped(path: str) -> str:
+    """``path`` as UTF-8 text, bytes that are not UTF-8 (surrogates in a str) as ``\\x`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def find_references(targets: Dict[str, str], candidates: Sequence[Tuple[str, str]]) -> Dict[str, List[str]]:

@@ -297,7 +297,8 @@ def _parse(der: bytes) -> _Parsed:
     if fields and fields[0].tag == context(0):
         version = fields[0].explicit(0, "version").integer("version") + 1
         if version not in (2, 3):
-            raise ValueError("version: unsupported value %d" % (version - 1))
+            shown = version - 1 if abs(version) < 1 << 64 else "too large to print"  # str() limit
+            raise ValueError("version: unsupported value %s" % shown)
         fields = fields[1:]
     if len(fields) < 6:
         raise ValueError("tbsCertificate: too few fields")

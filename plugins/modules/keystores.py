@@ -205,7 +205,19 @@ stores:
       description: Why the store failed.
       type: str
       returned: when failed
-      sample: "/opt/guichet/conf/app.jks (jks): store password incorrect (integrity check failed)"
+      sample: "/opt/guichet/conf/app.jks (jks): store password incorrect or store damaged (integrity check failed)"
+    links_repaired:
+      description: O(stores[].type=pem_dir) only - subject-hash links made again for certificates already held.
+      type: list
+      elements: dict
+      returned: when some were repaired
+    broken_links:
+      description:
+        - O(stores[].type=pem_dir) only - subject-hash links that were dangling or numbered after a gap (left
+          by a killed run or by hand), removed or renumbered by this run; counted as a change.
+      type: list
+      elements: dict
+      returned: when some were found
     code:
       description:
         - Kind of failure - V(wrong_password), V(corrupt), V(unknown_format), V(tool_missing),

@@ -9,6 +9,7 @@ This API is private to the sne.guichet collection; it may change without notice.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from ansible.module_utils.urls import fetch_url
@@ -41,6 +42,8 @@ def read_source(module: Any, src: str, max_size: int, timeout: int) -> bytes:
     else:
         path = os.path.expanduser(src)
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device never end
+                raise FetchError("cannot read %s: not a regular file" % src)
             with open(path, "rb") as handle:
                 data = handle.read(max_size + 1)
         except OSError as exc:

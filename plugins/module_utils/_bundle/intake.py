@@ -14,6 +14,7 @@ import io
 import re
 import stat
 import zipfile
+import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import CRYPTOGRAPHY_VERSION
@@ -25,12 +26,21 @@ if CRYPTOGRAPHY_VERSION is not None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.serialization import pkcs7
 
+    # What cryptography raises for a certificate it cannot read: ValueError mostly, TypeError for
+    # a name attribute of the wrong type, InvalidVersion and DuplicateExtension (no ValueErrors).
+    _UNREADABLE = (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion, x509.DuplicateExtension)
+
 # Extensions that say "this member is meant to hold a certificate": if its content is
 # not one, the bundle is refused (``parse``) instead of being treated as documentation.
 CERT_EXTENSIONS = (".cer", ".crt", ".der", ".pem", ".p7b", ".p7c", ".cert")
 KEY_PEM_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "DSA PRIVATE KEY",
                   "ENCRYPTED PRIVATE KEY", "OPENSSH PRIVATE KEY")
 MIN_RSA_BITS = 2048
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # pragma: no cover - a Python built without lzma cannot read such members
+    _LZMAError = zlib.error
 
 
 class Limits:
@@ -70,9 +80,10 @@ def read_zip(data: bytes, limits: Limits) -> List[Tuple[str, bytes]]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, ValueError, EOFError) as exc:
         raise BundleError("zip_format", "not a valid zip archive: %s" % exc)
-    files = [info for info in infos if not info.is_dir()]
+    # (ZipInfo.is_dir fails on an empty name; such a member is refused below, zip_path.)
+    files = [info for info in infos if not info.filename.endswith("/")]
     if not files:
         raise BundleError("zip_empty", "the archive holds no file")
     if len(infos) > limits.max_members:
@@ -100,7 +111,8 @@ def read_zip(data: bytes, limits: Limits) -> List[Tuple[str, bytes]]:
             with archive.open(info) as handle:
                 # The declared size can lie: never read more than the limit allows.
                 content = handle.read(limits.max_member_size + 1)
-        except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError, ValueError) as exc:
+        except (zipfile.BadZipFile, NotImplementedError, EOFError, OSError, ValueError,
+                zlib.error, _LZMAError) as exc:  # damaged compressed data
             raise BundleError("zip_format", "cannot read member %r: %s" % (info.filename, exc))
         if len(content) > limits.max_member_size:
             raise BundleError("zip_limits", "member %r inflates past the limit of %d bytes"
@@ -117,7 +129,8 @@ def read_zip(data: bytes, limits: Limits) -> List[Tuple[str, bytes]]:
 
 def _pem_blocks(content: bytes) -> List[Tuple[str, bytes]]:
     """(label, full block text) of every PEM block in ``content``."""
-    pattern = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
+    # A block stops at the next BEGIN: a BEGIN without END costs one pass, not one per BEGIN.
+    pattern = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(?:(?!-----BEGIN ).)*?-----END \1-----", re.S)
     return [(m.group(1).decode("ascii"), m.group(0)) for m in pattern.finditer(content)]
 
 
@@ -143,6 +156,13 @@ def parse_members(members: Sequence[Tuple[str, bytes]]
     sources: List[str] = []
 
     def add(cert: Any) -> None:
+        try:  # cryptography reads these when first asked: a damaged one is refused here
+            for field in ("subject", "issuer", "extensions", "serial_number", "not_valid_before_utc",
+                          "not_valid_after_utc"):
+                getattr(cert, field)
+            cert.public_key()
+        except _UNREADABLE as exc:
+            raise BundleError("parse", "member %r holds a certificate that cannot be read: %s" % (name, exc))
         certs.setdefault(cert.public_bytes(serialization.Encoding.DER), cert)
 
     for name, content in members:
@@ -164,7 +184,7 @@ def parse_members(members: Sequence[Tuple[str, bytes]]
                         for cert in pkcs7.load_pem_pkcs7_certificates(block):
                             add(cert)
                         found = True
-                except ValueError as exc:
+                except _UNREADABLE as exc:
                     raise BundleError("parse", "member %r: PEM %s block is not a valid "
                                       "certificate: %s" % (name, label, exc))
             if found:
@@ -178,6 +198,8 @@ def parse_members(members: Sequence[Tuple[str, bytes]]
             add(x509.load_der_x509_certificate(content))
             sources.append(name)
             continue
+        except x509.InvalidVersion as exc:  # a certificate, of a version that does not exist
+            raise BundleError("parse", "member %r holds a certificate that cannot be read: %s" % (name, exc))
         except ValueError:
             pass
         if _is_der_private_key(content):
@@ -188,7 +210,7 @@ def parse_members(members: Sequence[Tuple[str, bytes]]
                 add(cert)
             sources.append(name)
             continue
-        except (ValueError, UnsupportedAlgorithm):
+        except _UNREADABLE:
             pass
         if meant_for_cert:
             raise BundleError("parse", "member %r is neither a DER nor a PEM certificate" % name)

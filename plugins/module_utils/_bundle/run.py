@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import stat
 from typing import Any, Dict, List, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._bundle.fetch import FetchError, is_url, read_source
@@ -42,6 +43,8 @@ def read_anchors(items: List[str]) -> List[bytes]:
             continue
         path = os.path.expanduser(item)
         try:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device never end
+                raise BundleError("trust", "cannot read trust anchor %s: not a regular file" % item)
             with open(path, "rb") as handle:
                 result.append(handle.read(1024 * 1024))
         except OSError as exc:

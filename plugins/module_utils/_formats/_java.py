@@ -278,8 +278,10 @@ class _JavaSerialSkipper:
         return desc
 
     def _class_data(self, desc: Optional[_ClassDesc]) -> None:
-        lineage = []
+        lineage: List[_ClassDesc] = []
         while desc is not None:
+            if desc in lineage:  # a back reference made a class its own superclass
+                raise self.fail("class %r is its own superclass" % desc.name)
             lineage.append(desc)
             desc = desc.superdesc
         for cls in reversed(lineage):

@@ -62,7 +62,8 @@ _KINDS = {TAG_PRIVATE_KEY: KIND_PRIVATE_KEY, TAG_TRUSTED_CERT: KIND_TRUSTED_CERT
 _WHITENER = b"Mighty Aphrodite"
 DIGEST_SIZE = 20
 
-WRONG_PASSWORD_MESSAGE = "store password incorrect (integrity check failed)"
+# The integrity digest cannot tell a wrong password from altered content.
+WRONG_PASSWORD_MESSAGE = "store password incorrect or store damaged (integrity check failed)"
 
 
 # --------------------------------------------------------------------------------------

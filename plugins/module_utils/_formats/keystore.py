@@ -45,10 +45,16 @@ from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import
 from ansible_collections.sne.guichet.plugins.module_utils._formats.keytool import list_entries
 
 try:  # cryptography's reader, for PKCS#12 parts in legacy encryption
+    from cryptography.exceptions import UnsupportedAlgorithm as _UnsupportedAlgorithm
     from cryptography.hazmat.primitives.serialization import Encoding as _Encoding
     from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
+    from cryptography.x509 import InvalidVersion as _InvalidVersion
+
+    # What load_pkcs12 raises for a file it cannot read (a certificate of version 4: InvalidVersion).
+    _UNREADABLE: Tuple[type, ...] = (ValueError, TypeError, _InvalidVersion, _UnsupportedAlgorithm)
 except ImportError:  # pragma: no cover - depends on the target
     _pkcs12 = None
+    _UNREADABLE = (ValueError, TypeError)
 
 KIND_TRUSTED_CERT = _jks.KIND_TRUSTED_CERT
 KIND_PRIVATE_KEY = _jks.KIND_PRIVATE_KEY
@@ -187,7 +193,7 @@ def _legacy(data: bytes, password: str) -> Optional[List[KeystoreCert]]:
         return None
     try:
         loaded = _pkcs12.load_pkcs12(data, password.encode("utf-8"))
-    except (ValueError, TypeError):
+    except _UNREADABLE:
         return None
     held = ([(KIND_PRIVATE_KEY, 0, loaded.cert)] if loaded.cert is not None else []) + [
         (KIND_TRUSTED_CERT, None, c) for c in loaded.additional_certs]

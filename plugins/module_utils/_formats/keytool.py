@@ -7,8 +7,11 @@ This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
 
 keytool runs with English messages whatever the host's locale (its errors are matched on
-their text) and never sees a password on its command line: it reads it from a 0600 file in
-a private 0700 scratch folder, removed afterwards (``-storepass:file``).
+their text). The store password is never on its command line nor in a file: keytool reads
+it from a variable of its own environment (``-storepass:env``), given to that process only,
+so nothing of it outlives the process, even a killed run. Working copies go to a private
+0700 scratch folder named after the process; the folders a killed run left are removed
+when the next one is made.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
-from typing import Any, Callable, List, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
@@ -31,13 +36,22 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, _running
 
 # Messages in English whatever the host locale; aliases and passwords in UTF-8.
 KEYTOOL_JAVA_OPTIONS = ["-J-Duser.language=en", "-J-Duser.country=US", "-J-Dfile.encoding=UTF-8",
                         "-J-Dsun.stdout.encoding=UTF-8", "-J-Dsun.stderr.encoding=UTF-8"]
 KEYTOOL_ENV = {"LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}
 TOOL_MISSING_MESSAGE = "keytool not found on the host; install a JRE or give keytool's path"
+# keytool reads the store password from this variable of its environment (-storepass:env).
+PASSWORD_VARIABLE = "SNE_KEYTOOL_STOREPASS"
+STOREPASS = ["-storepass:env", PASSWORD_VARIABLE]
+# Scratch folders: "sne-keytool-<pid>-<8 random>" (before, "sne-keytool-<8 random>", which
+# held the password in a file "storepass").
+_SCRATCH_PREFIX = "sne-keytool-"
+_SCRATCH = re.compile(r"sne-keytool-(?:(?P<pid>[0-9]{1,10})-)?[a-z0-9_]{8}")
+# When this process started (an Ansible module is a new process for each task).
+_STARTED = time.time()
 _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
@@ -100,7 +114,8 @@ def keytool_error(text: str, path: str) -> StoreError:
         line = (text.strip().splitlines() or ["(no message)"])[-1]
     low = line.lower()
     if "password was incorrect" in low or "tampered" in low or "final block not properly padded" in low:
-        return StoreError(WRONG_PASSWORD, "store password incorrect (keytool: %s)" % line)
+        return StoreError(WRONG_PASSWORD, "store password incorrect or store damaged (keytool: %s)"
+                          % line)
     if "does not exist" in low and "alias" not in low:
         return StoreError(NOT_FOUND, "keytool: %s" % line)
     if "eofexception" in low or "short read" in low or "getlength" in low or "truncated" in low:
@@ -110,25 +125,60 @@ def keytool_error(text: str, path: str) -> StoreError:
     return StoreError(IO_ERROR, "keytool failed on %s: %s" % (path, line))
 
 
+def remove_stale_scratch(folder: str) -> List[str]:
+    """Remove the scratch folders that killed runs left in ``folder``; their names.
+
+    Only ours: our names (``_SCRATCH``), a folder (not a link) of this user, private
+    (0700); and only stale ones: changed before this process started and, when the name
+    has the pid of the process that made it, no such process runs. Folders of the older
+    naming (which held the password) are removed on age alone. Best effort.
+    """
+    removed: List[str] = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        ours = _SCRATCH.fullmatch(name) if name.startswith(_SCRATCH_PREFIX) else None
+        if ours is None:
+            continue
+        full = os.path.join(folder, name)
+        try:
+            st = os.lstat(full)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or \
+                stat.S_IMODE(st.st_mode) & 0o077 or st.st_mtime >= _STARTED:
+            continue
+        if ours.group("pid") and _running(int(ours.group("pid"))):
+            continue
+        shutil.rmtree(full, ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
 class _Scratch:
-    """A private 0700 folder holding the password file and working copies."""
+    """A private 0700 folder for keytool's working copies, and the password keytool gets
+    through its environment (never written anywhere)."""
 
     def __init__(self, password: str) -> None:
-        if "\n" in password or "\r" in password:
-            raise StoreError(UNSUPPORTED, "a store password with a line break cannot be given to "
-                             "keytool safely")
+        if "\0" in password:
+            raise StoreError(UNSUPPORTED, "a store password with a NUL character cannot be given "
+                             "to keytool")
+        self.password = password
+        top = tempfile.gettempdir()
+        remove_stale_scratch(top)
         try:
-            self.folder = tempfile.mkdtemp(prefix="sne-keytool-")
-            self.password_file = os.path.join(self.folder, "storepass")
-            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(password.encode("utf-8") + b"\n")
+            self.folder = tempfile.mkdtemp(prefix="%s%d-" % (_SCRATCH_PREFIX, os.getpid()))
         except OSError as exc:
-            self.close()
-            raise _os_error("prepare a scratch folder in", tempfile.gettempdir(), exc)
+            raise _os_error("prepare a scratch folder in", top, exc)
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
+
+    def environ(self) -> Dict[str, str]:
+        """What keytool's environment gets: English messages, and the password."""
+        return dict(KEYTOOL_ENV, **{PASSWORD_VARIABLE: self.password})
 
     def close(self) -> None:
         folder = getattr(self, "folder", None)
@@ -155,14 +205,13 @@ def keytool_path(find_tool: Callable[[str], Optional[str]]) -> str:
 
 
 def run_keytool(args: List[str], path: str, run_command: Callable[..., Any],
-                find_tool: Callable[[str], Optional[str]]) -> str:
-    """keytool's standard output; StoreError (:func:`keytool_error`) when it fails on ``path``."""
+                find_tool: Callable[[str], Optional[str]], scratch: Optional[_Scratch] = None) -> str:
+    """keytool's standard output; StoreError (:func:`keytool_error`) when it fails on ``path``.
+
+    With ``scratch``, keytool's environment holds its password (``STOREPASS`` in ``args``)."""
     argv = [keytool_path(find_tool)] + KEYTOOL_JAVA_OPTIONS + args
-    try:
-        result = run_command(argv, environ_update=dict(KEYTOOL_ENV))
-    except TypeError:  # a runner without environ_update
-        result = run_command(argv)
-    rc, out, err = result
+    environ = scratch.environ() if scratch is not None else dict(KEYTOOL_ENV)
+    rc, out, err = run_command(argv, environ_update=environ)
     out = out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
     err = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
     if rc != 0:
@@ -173,8 +222,8 @@ def run_keytool(args: List[str], path: str, run_command: Callable[..., Any],
 def list_with(scratch: _Scratch, path: str, run_command: Callable[..., Any],
               find_tool: Callable[[str], Optional[str]]) -> List[ListedEntry]:
     """Every entry of the PKCS#12 keystore ``path``, listed with the password of ``scratch``."""
-    out = run_keytool(["-list", "-rfc", "-storetype", "PKCS12", "-keystore", path,
-                       "-storepass:file", scratch.password_file], path, run_command, find_tool)
+    out = run_keytool(["-list", "-rfc", "-storetype", "PKCS12", "-keystore", path] + STOREPASS,
+                      path, run_command, find_tool, scratch)
     return parse_keytool_list(out)
 
 

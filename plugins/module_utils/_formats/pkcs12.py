@@ -49,6 +49,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._oids import (
     OID_ORACLE_TRUSTED_KEY_USAGE,
     OID_PBES2,
     OID_PBKDF2,
+    OID_SHROUDED_KEY_BAG,
     OID_X509_CERT,
 )
 
@@ -67,6 +68,10 @@ except ImportError:  # pragma: no cover - depends on the target
 
 # Beyond this the MAC is not recomputed in Python (left to keytool / cryptography).
 _MAX_MAC_ITERATIONS = 2000000
+# Key-derivation rounds a file may ask for in all (MAC, encrypted parts, shrouded keys), for
+# each password tried: JDK and OpenSSL files ask for 2,048 to 10,000 each; a crafted file
+# asking for billions would keep every reader (here, cryptography, keytool) busy for hours.
+MAX_KDF_ROUNDS = 2000000
 # Same protection as the JDK 17 defaults (keystore.pkcs12.* security properties).
 _KDF_ROUNDS = 10000
 
@@ -193,7 +198,8 @@ def _mac(mac_data: Node) -> Tuple[str, bytes, bytes, int]:
 
 
 def outline(data: bytes) -> Outline:
-    """Check the outer PKCS#12 structure; StoreError UNKNOWN_FORMAT or CORRUPT."""
+    """Check the outer PKCS#12 structure; StoreError UNKNOWN_FORMAT or CORRUPT (UNSUPPORTED
+    for public-key integrity, or more than MAX_KDF_ROUNDS key-derivation rounds asked for)."""
     if not data:
         raise StoreError(CORRUPT, "keystore file is empty")
     if data[:4] in (b"\xfe\xed\xfe\xed", b"\xce\xce\xce\xce"):
@@ -223,12 +229,39 @@ def outline(data: bytes) -> Outline:
         safe = read_one(auth_safe, "AuthenticatedSafe", contained=True).expect(SEQUENCE, "AuthenticatedSafe")
         parts = [_part(info) for info in safe.children("AuthenticatedSafe")]
         mac = _mac(kids[2]) if len(kids) == 3 else None
+        if _kdf_rounds(parts, mac) > MAX_KDF_ROUNDS:
+            raise StoreError(UNSUPPORTED, "PKCS#12 file asking for more than %d key-derivation "
+                             "rounds in all: not read (a crafted file?)" % MAX_KDF_ROUNDS)
     except Truncated as exc:
         raise StoreError(CORRUPT, "keystore truncated at byte %d: %s" % (exc.offset, exc.what))
     except (Garbled, IndexError) as exc:
         where, what = (exc.offset, exc.what) if isinstance(exc, Garbled) else (-1, "a field is missing")
         raise StoreError(CORRUPT, "keystore garbled at byte %d: %s" % (where, what))
     return Outline(parts, auth_safe, mac)
+
+
+def _rounds(algorithm: Node) -> int:
+    """The iteration count a password-based AlgorithmIdentifier asks for (PBES2 or a PKCS#12
+    legacy scheme); 0 when none can be read (the reader then fails on it anyway)."""
+    try:
+        fields = algorithm.expect(SEQUENCE, "algorithm").children()
+        params = fields[1].children()
+        if fields[0].oid() == OID_PBES2:
+            params = params[0].children()[1].children()  # keyDerivationFunc: PBKDF2-params
+        return max(0, params[1].integer())
+    except (Malformed, IndexError):
+        return 0
+
+
+def _kdf_rounds(parts: List[Part], mac: Optional[Tuple[str, bytes, bytes, int]]) -> int:
+    """The key-derivation rounds reading the whole file with one password costs."""
+    algorithms = [part.algorithm for part in parts if part.algorithm is not None]
+    for bag in (bag for part in parts for bag in part.bags if bag.oid == OID_SHROUDED_KEY_BAG):
+        try:  # EncryptedPrivateKeyInfo: encryptionAlgorithm, encryptedData
+            algorithms.append(bag.value.children()[0])
+        except (Malformed, IndexError):
+            continue
+    return max(0, mac[3] if mac else 0) + sum(_rounds(algorithm) for algorithm in algorithms)
 
 
 def _pkcs12_kdf(hash_name: str, password: bytes, salt: bytes, purpose: int, iterations: int,

@@ -22,6 +22,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
     Backups,
     _os_error,
     atomic_write,
+    fsync_folder,
     remove_file,
     selinux_context,
     symlink_atomic,
@@ -81,22 +82,30 @@ class Journal:
         except OSError as exc:
             raise _os_error("create folder", path, exc)
         self.undo.append(("rmdir " + path, lambda: os.rmdir(path)))
+        fsync_folder(os.path.dirname(os.path.abspath(path)))
+
+    def _step(self, path: str, change: Callable[[], None]) -> None:
+        """Make one change of ``path``, undoable. The writers fsync the folder after the
+        rename: when that fails the change is made all the same, so it is undone too."""
+        (snap,) = self._saved(path)
+        try:
+            change()
+        except (OSError, StoreError):
+            if snapshot(path) != snap:
+                self._undo_with("restore " + path, path, snap)
+            raise
+        self._undo_with("restore " + path, path, snap)
 
     def write(self, path: str, data: bytes, verify: Callable[[str], None],
               attrs: Dict[str, Optional[str]]) -> None:
-        (snap,) = self._saved(path)
-        atomic_write(path, data, verify=verify, **(attrs if snap[0] == "none" else {}))
-        self._undo_with("restore " + path, path, snap)
+        created = not os.path.lexists(path)
+        self._step(path, lambda: atomic_write(path, data, verify=verify, **(attrs if created else {})))
 
     def symlink(self, target: str, path: str) -> None:
-        (snap,) = self._saved(path)
-        symlink_atomic(target, path)
-        self._undo_with("restore " + path, path, snap)
+        self._step(path, lambda: symlink_atomic(target, path))
 
     def remove(self, path: str) -> None:
-        (snap,) = self._saved(path)
-        remove_file(path)
-        self._undo_with("restore " + path, path, snap)
+        self._step(path, lambda: remove_file(path))
 
     def rename(self, src: str, dst: str) -> None:
         snap_src, snap_dst = self._saved(src, dst)
@@ -110,6 +119,8 @@ class Journal:
             restore(dst, snap_dst)
 
         self.undo.append(("restore %s and %s" % (src, dst), undo))
+        for folder in sorted(set(os.path.dirname(os.path.abspath(p)) for p in (src, dst))):
+            fsync_folder(folder)
 
     def rollback(self) -> List[str]:
         """Undo every step, newest first; return the ones that could not be undone."""

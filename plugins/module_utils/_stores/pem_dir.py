@@ -37,16 +37,18 @@ def describe_link(entry: CertEntry) -> Dict[str, str]:
 
 
 class _DirPlan(Plan):
-    """A plan that may also repair hash links (``links``: certificates to re-link)."""
+    """A plan that may also repair hash links (``links``: certificates to re-link;
+    ``repair``: hashes whose links are renumbered, dropping the dangling ones)."""
 
     def __init__(self, add: List[CertEntry], remove: List[CertEntry],
-                 links: List[CertEntry]) -> None:
+                 links: List[CertEntry], repair: Optional[List[str]] = None) -> None:
         super().__init__(add, remove)
         self.links = links
+        self.repair = repair or []
 
     @property
     def changed(self) -> bool:
-        return bool(self.add or self.remove or self.links)
+        return bool(self.add or self.remove or self.links or self.repair)
 
 
 class PemDirStore(_FolderStore):
@@ -54,12 +56,15 @@ class PemDirStore(_FolderStore):
 
     OpenSSL looks up ``<hash>.0``, ``<hash>.1``, ... and stops at the first missing
     number, so the links of a hash are kept contiguous. Adding writes ``<name>.pem``
-    and links it as ``<hash>.<first free n>``; removing deletes the file and every hash
-    link that resolves to the retired certificate, then renumbers the remaining
-    links of that hash down to close the gap. Hash-named regular files (some tools
-    write copies instead of links) are holders themselves and are moved by rename
-    when renumbered. A wanted certificate held in the folder without a link gets one
-    (``plan.links``).
+    and links it as ``<hash>.<first free n>``; removing deletes every hash link that
+    resolves to the retired certificate, then the file (never the file first: a kill in
+    between would leave a dangling link), and renumbers the remaining links of that hash
+    down to close the gap. Hash-named regular files (some tools write copies instead of
+    links) are holders themselves and are moved by rename when renumbered. A wanted
+    certificate held in the folder without a link gets one (``plan.links``). A dangling
+    hash link, or links numbered after a gap (left by a killed run, or by hand), are
+    repaired: the links of that hash are renumbered without them (``plan.repair``,
+    ``details["broken_links"]``), reported as a change.
     """
 
     TYPE = "pem_dir"
@@ -155,7 +160,27 @@ class PemDirStore(_FolderStore):
                  and _hash_of(w.der) is not None]
         if links:
             self.details["links_repaired"] = [describe_link(w) for w in links]
-        return _DirPlan(base.add, base.remove, links)
+        broken = self._broken_links(self._nodes)
+        if broken:
+            self.details["broken_links"] = broken
+        return _DirPlan(base.add, base.remove, links,
+                        sorted(set(b["name"].split(".")[0] for b in broken)))
+
+    def _broken_links(self, nodes: Dict[str, _Node]) -> List[Dict[str, str]]:
+        """Hash links OpenSSL cannot use: dangling, or numbered after a gap."""
+        broken = []
+        for prefix, slots in sorted(self._buckets(nodes).items()):
+            for number in sorted(slots):
+                name = slots[number]
+                node = nodes[name]
+                if node.kind == "link" and not os.path.isfile(os.path.join(self.spec.path, name)):
+                    broken.append({"name": name, "target": node.target or "",
+                                   "problem": "dangling"})
+                elif any(n not in slots for n in range(number)):
+                    broken.append({"name": name, "target": node.target or "",
+                                   "problem": "after a gap: %s.%d is missing"
+                                   % (prefix, min(n for n in range(number) if n not in slots))})
+        return broken
 
     def _holder_of(self, nodes: Dict[str, _Node], sha: str) -> Optional[str]:
         """Best file to link to for a certificate: a single-certificate holder."""
@@ -188,7 +213,7 @@ class PemDirStore(_FolderStore):
                 to_link.append((link_hash, name))
         # Buckets to rebuild: those losing a slot and those gaining one.
         buckets = self._buckets(self._nodes)
-        touched = set(h for h, _n in to_link)
+        touched = set(h for h, _n in to_link) | set(getattr(plan, "repair", []))
         touched.update(h for h in (_hash_of(e.der) for e in plan.remove) if h is not None)
         for prefix, slots in buckets.items():
             for name in slots.values():
@@ -257,12 +282,14 @@ class PemDirStore(_FolderStore):
                     continue
                 late_removes.append(("remove", name, None))
                 expected.pop(name, None)
-        # Removals of holders come last, after the links to them are gone; removals of
-        # renamed-away slot names are dropped (rename already freed them).
-        # A slot name reused by a link or rename is replaced atomically (and backed up
-        # by that step): it must not be removed afterwards.
+        # Removals of holders come last, after the links to them are gone, and among them
+        # the hash links before the files (a kill in between must not leave a link to a
+        # removed file); removals of renamed-away slot names are dropped (rename already
+        # freed them). A slot name reused by a link or rename is replaced atomically (and
+        # backed up by that step): it must not be removed afterwards.
         reused = set(rel for op, rel, _arg in link_ops)
         holder_removes = [op for op in ops if op[0] == "remove" and op[1] not in reused]
+        holder_removes.sort(key=lambda op: self._nodes[op[1]].kind != "link")
         late_removes = [op for op in late_removes if op[1] not in reused]
         writes = [op for op in ops if op[0] != "remove"]
         all_ops = writes + link_ops + late_removes + holder_removes
@@ -285,6 +312,7 @@ class PemDirStore(_FolderStore):
         # The links of every hash we touched are numbered without a gap.
         touched = set(_hash_of(e.der) for e in
                       list(plan.add) + list(plan.remove) + list(getattr(plan, "links", [])))
+        touched.update(getattr(plan, "repair", []))
         for prefix, slots in self._buckets(nodes).items():
             numbers = sorted(slots)
             if prefix in touched and numbers != list(range(len(numbers))):

@@ -21,8 +21,8 @@ Two ways to read and write, chosen per store and reported in ``details["backend"
 Whatever the backend, a stdlib pass first checks the outer structure (not PKCS#12 →
 unknown_format, truncated → corrupt) and the password-based MAC (→ wrong_password), so
 that errors are the same with or without the optional tools. The password never
-appears on a command line: keytool reads it from a 0600 file in a 0700 scratch folder
-removed afterwards (``-storepass:file``).
+appears on a command line nor in a file: keytool reads it from its own environment
+(``-storepass:env``, see ``_formats/keytool.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._formats.keytool import (
+    STOREPASS,
     EntryKey,
     ListedEntry,
     _Scratch,
@@ -86,8 +87,8 @@ class Pkcs12Store(JavaKeystore):
     def _keytool(self) -> str:
         return keytool_path(self.find_tool)
 
-    def _run(self, args: List[str], path: str) -> str:
-        return run_keytool(args, path, self.run_command, self.find_tool)
+    def _run(self, args: List[str], path: str, scratch: _Scratch) -> str:
+        return run_keytool(args, path, self.run_command, self.find_tool, scratch)
 
     def _list(self, scratch: _Scratch, path: str) -> List[ListedEntry]:
         return list_with(scratch, path, self.run_command, self.find_tool)
@@ -95,7 +96,8 @@ class Pkcs12Store(JavaKeystore):
     def _check(self, data: bytes, password: str) -> Outline:
         info = outline(data)
         if mac_matches(info, password) is False:
-            raise StoreError(WRONG_PASSWORD, "store password incorrect (integrity check failed)")
+            raise StoreError(WRONG_PASSWORD, "store password incorrect or store damaged "
+                             "(integrity check failed)")
         return info
 
     def _trusted_only(self, data: bytes, info: Outline, password: str) -> Optional[List[Tuple[str, bytes]]]:
@@ -253,15 +255,15 @@ class Pkcs12Store(JavaKeystore):
         if self._original is not None:
             with open(work, "wb") as handle:
                 handle.write(self._original)
-        common = ["-storetype", "PKCS12", "-keystore", work, "-storepass:file", scratch.password_file]
+        common = ["-storetype", "PKCS12", "-keystore", work] + STOREPASS
         for cert in plan.remove:
-            self._run(["-delete", "-alias", cert.name] + common, self.spec.path)
+            self._run(["-delete", "-alias", cert.name] + common, self.spec.path, scratch)
         for number, (alias, cert) in enumerate(adds):
             der_file = scratch.path("add-%d.der" % number)
             with open(der_file, "wb") as handle:
                 handle.write(cert.der)
             self._run(["-importcert", "-noprompt", "-trustcacerts", "-alias", alias,
-                       "-file", der_file] + common, self.spec.path)
+                       "-file", der_file] + common, self.spec.path, scratch)
         try:
             with open(work, "rb") as handle:
                 return handle.read()

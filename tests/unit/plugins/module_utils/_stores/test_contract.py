@@ -45,7 +45,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._x509 import subject_h
 
 LEAF, AUTHORITY = "sne-chiffrement-v5", "sne-ac-v5"
 RETIRED = ("chiffrement-v4", "ac-v4")
-PASSWORD_INCORRECT = "store password incorrect (integrity check failed)"
+PASSWORD_INCORRECT = "store password incorrect or store damaged (integrity check failed)"
 
 
 def run_command(argv, data=None, environ_update=None):

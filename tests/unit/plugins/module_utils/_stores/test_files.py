@@ -923,3 +923,67 @@ def test_pem_dir_symlink_to_outside_file_removed_not_target(tmp_path, pki, absen
     assert outside.read_bytes() == pki.pem("ca4")
     assert (tmp_path / "backups" / "run1" / "files" / str(folder).lstrip("/")
             / "sne_v4.pem").is_symlink()
+
+
+@needs_openssl
+def test_pem_dir_removes_a_hash_link_before_its_file(tmp_path, pki, absent, backups, monkeypatch):
+    """A holder whose name sorts before its hash link ("2014-..." < "<hash>.0") is still
+    removed after the link: a kill in between must not leave a dangling link."""
+    folder = capath(tmp_path, pki, labels=("root",))
+    for label in ("ca4", "leaf4"):
+        (folder / ("2014-%s.pem" % label)).write_bytes(pki.pem(label))
+    subprocess.run([OPENSSL, "rehash", str(folder)], check=True, capture_output=True)
+    links = dict((name, os.readlink(folder / name)) for name in os.listdir(folder)
+                 if os.path.islink(folder / name))
+    assert sorted(links.values()) == ["2014-ca4.pem", "2014-leaf4.pem", "root.pem"]
+    assert all(name > target for name, target in links.items() if target.startswith("2014-"))
+    removed = []
+    real_remove = _journal.Journal.remove
+
+    def remove(journal, path):
+        name = os.path.basename(path)
+        pointing = [other for other in os.listdir(folder)
+                    if os.path.islink(folder / other) and os.readlink(folder / other) == name]
+        assert not pointing, "%s removed while %s still point to it" % (name, pointing)
+        removed.append(name)
+        real_remove(journal, path)
+
+    monkeypatch.setattr(_journal.Journal, "remove", remove)
+    converge(make(PemDirStore, folder, "pem_dir"), [], absent, backups)
+    assert sorted(removed) == sorted(["2014-ca4.pem", "2014-leaf4.pem"]
+                                     + [n for n, t in links.items() if t.startswith("2014-")])
+
+
+@needs_openssl
+@pytest.mark.parametrize("how", ["dangling", "gap"])
+def test_pem_dir_repairs_broken_links_left_by_a_killed_run(tmp_path, pki, backups, leaf_files, how):
+    """A dangling hash link (an older version removed a4.pem before its link), or links
+    after a gap (a kill between two renames), in a bucket nothing else touches: repaired,
+    reported as a change, and the next run changes nothing."""
+    folder = capath(tmp_path, pki, labels=("root", "ca5"))
+    h_root = subject_hash(pki.der("root"))
+    h_ca = subject_hash(pki.der("ca5"))
+    if how == "dangling":
+        os.symlink("a4.pem", folder / "dc52c38b.0")
+        broken, bucket = "dc52c38b.0", "dc52c38b"
+    else:  # <hash of ca5>.0 renamed away, .1 not yet moved down
+        os.rename(folder / ("%s.0" % h_ca), folder / ("%s.1" % h_ca))
+        broken, bucket = "%s.1" % h_ca, h_ca
+    assert openssl_verify(folder, leaf_files["leaf5"]).returncode != 0 or how == "dangling"
+    before = tree(folder)
+    store = make(PemDirStore, folder, "pem_dir")
+    plan = store.plan(store.load(), [], set())
+    assert plan.changed and not plan.add and not plan.remove and plan.repair == [bucket]
+    assert [b["name"] for b in store.details["broken_links"]] == [broken]
+    store.apply(plan, backups)
+    after = tree(folder)
+    assert not os.path.lexists(folder / broken)
+    if how == "gap":
+        assert os.readlink(folder / ("%s.0" % h_ca)) == "ca5.pem"
+    assert openssl_verify(folder, leaf_files["leaf5"]).returncode == 0
+    assert {k: v for k, v in after.items() if k != "%s.0" % h_ca} == \
+        {k: v for k, v in before.items() if k not in (broken, "%s.0" % h_ca)}
+    assert os.readlink(folder / ("%s.0" % h_root)) == "root.pem"
+    again = make(PemDirStore, folder, "pem_dir")
+    assert not again.plan(again.load(), [], set()).changed
+    assert "broken_links" not in again.details

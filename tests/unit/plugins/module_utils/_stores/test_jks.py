@@ -254,7 +254,7 @@ def _expect_failure(store_path, code, action):
 
 def test_wrong_password(store_path):
     err = _expect_failure(store_path, WRONG_PASSWORD, make_store(store_path, password="nope").load)
-    assert err.reason == "store password incorrect (integrity check failed)"
+    assert err.reason == "store password incorrect or store damaged (integrity check failed)"
 
 
 def test_truncated(store_path):

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from javatools import ENV, PASSWORD, keytool, needs_keytool
+from javatools import PASSWORD, keytool, needs_keytool
 from javatools import make_cert_and_key as make_cert
 
 from ansible_collections.sne.guichet.plugins.module_utils import _oids as O
@@ -43,9 +44,11 @@ class Runner:
 
     def __init__(self):
         self.calls = []
+        self.environs = []
 
     def __call__(self, argv, data=None, environ_update=None):
         self.calls.append(list(argv))
+        self.environs.append(dict(environ_update or {}))
         env = dict(os.environ)
         env.update(environ_update or {})
         proc = subprocess.run(argv, input=data, capture_output=True, text=True, env=env, check=False)
@@ -195,13 +198,13 @@ def test_keystore_with_private_key_uses_keytool(world, copy_of):
     csr = keytool("-certreq", "-alias", "server", "-storetype", "PKCS12", "-keystore", path,
                   "-storepass:file", world["pw"]).stdout
     assert "BEGIN NEW CERTIFICATE REQUEST" in csr
-    # the password never appears on a command line, and its file is gone afterwards
-    password_files = set()
-    for argv in runner.calls:
+    # the password is never on a command line nor in a file: only in keytool's environment
+    for argv, environ in zip(runner.calls, runner.environs):
         assert not any(PASSWORD in arg for arg in argv)
-        assert "-storepass:file" in argv
-        password_files.add(argv[argv.index("-storepass:file") + 1])
-    assert password_files and not any(os.path.exists(f) for f in password_files)
+        assert argv[argv.index("-storepass:env") + 1] == K.PASSWORD_VARIABLE
+        assert environ[K.PASSWORD_VARIABLE] == PASSWORD
+        assert not any(":file" in arg for arg in argv)
+    assert K.PASSWORD_VARIABLE not in os.environ
     assert all("-J-Duser.language=en" in argv for argv in runner.calls)
 
 
@@ -278,7 +281,7 @@ def _expect_failure(path, code, action):
 def test_wrong_password(copy_of, name):
     path = copy_of(name)
     err = _expect_failure(path, WRONG_PASSWORD, make_store(path, password="wrong").load)
-    assert err.reason == "store password incorrect (integrity check failed)"
+    assert err.reason == "store password incorrect or store damaged (integrity check failed)"
 
 
 def test_wrong_password_reported_by_keytool_itself(copy_of, monkeypatch):
@@ -286,6 +289,7 @@ def test_wrong_password_reported_by_keytool_itself(copy_of, monkeypatch):
     path = copy_of("keys")
     err = _expect_failure(path, WRONG_PASSWORD, make_store(path, password="wrong").load)
     assert "keystore password was incorrect" in err.reason
+    assert err.reason.startswith("store password incorrect or store damaged (keytool: ")
 
 
 def test_no_password(copy_of):
@@ -553,17 +557,36 @@ def test_parse_keytool_list_refuses_unknown_output():
     assert err.value.code == VERIFY_FAILED
 
 
-def test_runner_without_environ_update(world, copy_of):
-    calls = []
+def test_scratch_folders_left_by_killed_runs_are_removed(tmp_path, monkeypatch):
+    """A new scratch folder is named after its process; making one removes the stale ones:
+    ours (name, folder, this user, 0700), changed before this process started, and of a
+    process that no longer runs (any age for the old naming, which held the password)."""
+    monkeypatch.setattr(K.tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])  # its pid: a process that no longer runs
+    gone.wait()
+    old = K._STARTED - 3600
 
-    def plain(argv, data=None):
-        calls.append(argv)
-        proc = subprocess.run(argv, capture_output=True, text=True, env=ENV, check=False)
-        return proc.returncode, proc.stdout, proc.stderr
+    def folder(name, mode=0o700, age=old):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "storepass").write_text("changeit\n")
+        path.chmod(mode)
+        os.utime(path, (age, age))
+        return path
 
-    path = copy_of("keys")
-    store = P.Pkcs12Store(StoreSpec(path, "pkcs12", password=PASSWORD), plain, find_tool)
-    assert len(store.load()) == 3 and calls
+    stale = [folder("sne-keytool-ab_cd123"), folder("sne-keytool-%d-ab_cd123" % gone.pid)]
+    kept = [folder("sne-keytool-%d-ab_cd123" % os.getpid()),  # a live process
+            folder("sne-keytool-%d-zz_cd123" % gone.pid, age=K._STARTED + 1),  # new
+            folder("sne-keytool-%d-yy_cd123" % gone.pid, mode=0o755),  # not private
+            folder("sne-keytool-notes")]  # not our name
+    (tmp_path / "sne-keytool-xx_cd123").symlink_to(kept[0])  # a link: never followed
+    with K._Scratch(PASSWORD) as scratch:
+        assert os.path.basename(scratch.folder).startswith("sne-keytool-%d-" % os.getpid())
+        assert stat.S_IMODE(os.stat(scratch.folder).st_mode) == 0o700
+        assert os.listdir(scratch.folder) == []  # no password file
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in kept) and (tmp_path / "sne-keytool-xx_cd123").is_symlink()
+    assert not os.path.exists(scratch.folder)
 
 
 @given(how=st.sampled_from(["cut", "flip", "random"]), where=st.integers(0, 1 << 16),
