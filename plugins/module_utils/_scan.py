@@ -22,6 +22,11 @@ file they name; every other link is only counted (``symlink``, ``symlink_outside
 ``symlink_broken``). A root given as a link is followed (it was named explicitly). Devices,
 FIFOs and sockets are never opened. A file reached twice (overlapping roots) is read once.
 
+A path that is not UTF-8 is never returned (ansible-core refuses such a module result: "Refusing to
+deserialize an invalid UTF8 string value", which failed the whole scan of the host; and an escaped path
+must not name another file): a certificate sought in such a file is a problem in ``unreadable``, where
+paths are shown with ``\\x`` escapes; such a text file is not searched.
+
 References (``references_of``): after the walk, the text files met under the roots are
 searched for the names of the files holding one of the given fingerprints (``_scan_refs``).
 """
@@ -181,6 +186,11 @@ class Scanner:
         if isinstance(info, str):
             self._problem(path, "%smalformed certificate: %s" % (what, info), fmt)
             return
+        if escaped(path) != path:
+            if self.wanted is None or fingerprint in self.wanted:
+                self._problem(path, "%sa certificate sought, in a file whose name is not UTF-8 (shown "
+                              "with \\x escapes): rename the file to handle it" % what, fmt)
+            return
         counts = self._files.setdefault(path, [fmt, 0, 0])
         counts[1] += 1
         if self.references_of is not None and fingerprint in self.references_of:
@@ -281,7 +291,7 @@ class Scanner:
             if not self._inside_roots(target):
                 self.skipped["symlink_outside"] += 1
                 continue
-            hit = self._hits.get(target) if stat.S_ISREG(info.st_mode) else None
+            hit = self._hits.get(target) if stat.S_ISREG(info.st_mode) and escaped(link) == link else None
             if hit is None:
                 self.skipped["symlink"] += 1
                 continue
@@ -323,7 +333,7 @@ class Scanner:
             self.skipped["too_large"] += 1
             return
         if (kind == TEXT and self.references_of is not None and len(data) <= REFERENCE_MAX_SIZE
-                and named_like(path, der_shaped=True) is None):
+                and named_like(path, der_shaped=True) is None and escaped(path) == path):
             self._ref_candidates.append((path, real))
         if kind == TEXT:
             self._text(path, real, data)

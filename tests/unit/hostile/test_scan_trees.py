@@ -26,10 +26,6 @@ from ansible_collections.sne.guichet.plugins.module_utils._x509 import subject_h
 
 ROOT_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-# Settled later: the scan returns a path that is not UTF-8 as found (test_scan expects its
-# references), and whether ansible-core accepts it in a module result is open (docs/reliability.md).
-NOT_UTF8_OPEN = pytest.mark.xfail(strict=True, reason="non-UTF-8 paths in results: to settle")
-
 
 def _read(path):
     with open(path, "rb") as handle:
@@ -163,7 +159,6 @@ def utf8_only(value):
     return True
 
 
-@NOT_UTF8_OPEN
 def test_file_names_with_newlines_spaces_and_bytes_that_are_not_utf8(tmp_path, cert, pki):
     """Names that are UTF-8, spaces, newlines and all, are found as they are. A path that is
     not is never returned (the result could not reach the controller, and an escaped path
@@ -196,7 +191,6 @@ def test_file_names_with_newlines_spaces_and_bytes_that_are_not_utf8(tmp_path, c
     assert result["references"] == named
 
 
-@NOT_UTF8_OPEN
 def test_what_the_module_returns_for_a_path_that_is_not_utf8(tmp_path, cert):
     """Run as Ansible runs it: the JSON AnsibleModule prints is UTF-8 with every string UTF-8,
     so ansible-core takes it; the file appears in ``unreadable`` with \\x escapes (before the

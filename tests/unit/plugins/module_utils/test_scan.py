@@ -644,15 +644,18 @@ def test_references_name_the_files_holding_the_fingerprints(pki, referenced):
     def text(rel):
         return str(root / rel)
 
+    # A file whose name is not UTF-8 is not returned as found (ansible-core refuses such a module
+    # result): it is a problem to rename, and nothing refers to it.
+    assert any(u["path"] == v4["odd"].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+               for u in result["unreadable"])
     assert result["references"] == {
-        v4["odd"]: [text("conf/legacy.conf")],
         v4["pem"]: [text("conf/legacy.conf")],
         v4["conf"]: [text("conf/guichet.properties"), text("readme.txt")],
         v4["lib"]: [text("conf/app.xml"), text("readme.txt")],
     }
     # the V5 file is found (sha256) but is not searched for (references_of)
     assert str(root / "conf" / "Chiffrement_SNEV5.cer") in result["files"]
-    assert result["unreadable"] == []
+    assert [u for u in result["unreadable"] if "not UTF-8" not in u["reason"]] == []
 
 
 def test_references_without_targets_or_option(pki, referenced):
