@@ -120,7 +120,7 @@ class Pkcs12Store(JavaKeystore):
             return None
         try:
             loaded = _pkcs12.load_pkcs12(data, password.encode("utf-8"))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, _x509.InvalidVersion):  # a version-4 certificate (fuzzing)
             return None
         if loaded.key is not None or loaded.cert is not None:
             return None
