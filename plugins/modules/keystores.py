@@ -141,6 +141,8 @@ options:
     type: int
     default: 60
 notes:
+  - A store that is a FIFO, a device or a socket is refused without being opened; a store file over 64 MiB
+    is refused (V(unsupported)).
   - Run it once per host with all the host's stores; loops of one task per store are what make
     fleet runs slow.
   - Two runs on the same store (two playbooks, or a deploy and a retire at the same time) take

@@ -105,6 +105,8 @@ options:
     elements: str
     default: []
 notes:
+  - A file whose path is not UTF-8 is never returned as found, since Ansible refuses such a result; a
+    certificate sought in it is listed in RV(unreadable), its path shown with C(\\x) escapes.
   - Certificates inside archives (C(.jar), C(.war), C(.zip)) are not searched.
   - A file named like a certificate or keystore (C(.cer), C(.crt), C(.cert), C(.pem), C(.jks),
     C(.jceks), C(.p12), C(.pfx), C(.keystore), C(.truststore); C(.der) when it starts like a

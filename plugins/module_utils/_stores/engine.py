@@ -15,6 +15,7 @@ concurrent run on the same store waits instead of writing between our read and o
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Type
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import ArgumentError, StoreError
@@ -175,7 +176,7 @@ def converge(specs: List[StoreSpec], present: List[CertEntry], absent: Set[str],
     twice = sorted(set(p for p in paths if paths.count(p) > 1))
     if twice:
         raise ArgumentError("stores: declared more than once: %s" % ", ".join(twice))
-    if not lock_timeout >= 0:
+    if math.isnan(lock_timeout) or lock_timeout < 0:
         raise ArgumentError("lock_timeout: %r is not a number of seconds (0 or more)"
                             % lock_timeout)
     stores = [BACKENDS[spec.type](spec, run_command, find_tool) for spec in specs]

@@ -276,7 +276,7 @@ def _bytewise(draw: st.DrawFn, data: bytearray) -> bytearray:
     return data
 
 
-BOMBS = st.composite(lambda draw: _bomb(draw))()
+BOMBS = st.composite(_bomb)()
 
 
 @st.composite
@@ -415,7 +415,7 @@ def bounded(seconds: int = HANG_SECONDS):
 def documented_value_error(exc: ValueError) -> bool:
     """A ValueError an API documents (the certificate reader's), not a decoder's or Python's
     integer-conversion limit leaking out."""
-    return type(exc) is ValueError and "integer string conversion" not in str(exc)
+    return exc.__class__ is ValueError and "integer string conversion" not in str(exc)
 
 
 def u32(value: int) -> bytes:

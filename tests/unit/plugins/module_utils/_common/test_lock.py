@@ -210,7 +210,7 @@ def test_overlapping_runs_lock_in_one_order_and_cannot_deadlock(locks, tmp_path)
     assert first_held.wait(BOUND)
     b = FORK.Process(target=_take_in_turn, args=([y, x], "B", first_held, other_waits, done))
     b.start()
-    results = sorted(done.get(timeout=BOUND) for _ in range(2))
+    results = sorted(done.get(timeout=BOUND) for _round in range(2))
     a.join(BOUND)
     b.join(BOUND)
     assert results == [("A", [], sorted([x, y])), ("B", [], sorted([x, y]))]

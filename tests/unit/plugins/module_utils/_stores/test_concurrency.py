@@ -234,7 +234,7 @@ def _start(world, spec, runs, folder, start, patches=None):
 
 
 def _collect(results, children, count=2):
-    got = dict(results.get(timeout=BOUND) for _ in range(count))
+    got = dict(results.get(timeout=BOUND) for _round in range(count))
     for child in children:
         child.join(BOUND)
     return got

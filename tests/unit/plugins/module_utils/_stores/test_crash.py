@@ -713,7 +713,7 @@ def crash_run(name, world, base, full):
             verdict, rerun = harness.kill_case(ref, kill_at, side)
         except AssertionError as exc:
             failures.append("killed %s call %s: %s"
-                            % (side, ref["calls"][kill_at - 1], str(exc).split("\n")[0]))
+                            % (side, ref["calls"][kill_at - 1], str(exc).split("\n", maxsplit=1)[0]))
             continue
         verdicts[verdict] = verdicts.get(verdict, 0) + 1
         reruns += rerun
