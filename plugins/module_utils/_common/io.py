@@ -157,7 +157,7 @@ def _temporary_path(folder: str, base: str) -> str:  # for a link: mkstemp makes
     return os.path.join(folder, _temporary_prefix(base) + os.urandom(4).hex() + TMP_SUFFIX)
 
 
-def _running(pid: int) -> bool:  # also used by _formats/keytool.py
+def _running(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError):  # no such process; no such pid at all

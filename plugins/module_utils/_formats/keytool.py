@@ -21,7 +21,6 @@ import re
 import shutil
 import stat
 import tempfile
-import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
@@ -36,7 +35,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, _running
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, stale_leftovers
 
 # Messages in English whatever the host locale; aliases and passwords in UTF-8.
 KEYTOOL_JAVA_OPTIONS = ["-J-Duser.language=en", "-J-Duser.country=US", "-J-Dfile.encoding=UTF-8",
@@ -51,7 +50,6 @@ STOREPASS = ["-storepass:env", PASSWORD_VARIABLE]
 _SCRATCH_PREFIX = "sne-keytool-"
 _SCRATCH = re.compile(r"sne-keytool-(?:(?P<pid>[0-9]{1,10})-)?[a-z0-9_]{8}")
 # When this process started (an Ansible module is a new process for each task).
-_STARTED = time.time()
 _PEM_RE = re.compile(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.S)
 
 
@@ -134,26 +132,10 @@ def remove_stale_scratch(folder: str) -> List[str]:
     naming (which held the password) are removed on age alone. Best effort.
     """
     removed: List[str] = []
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return removed
-    for name in names:
-        ours = _SCRATCH.fullmatch(name) if name.startswith(_SCRATCH_PREFIX) else None
-        if ours is None:
-            continue
-        full = os.path.join(folder, name)
-        try:
-            st = os.lstat(full)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or \
-                stat.S_IMODE(st.st_mode) & 0o077 or st.st_mtime >= _STARTED:
-            continue
-        if ours.group("pid") and _running(int(ours.group("pid"))):
-            continue
-        shutil.rmtree(full, ignore_errors=True)
-        removed.append(name)
+    for name, st in stale_leftovers(folder, _SCRATCH):
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not stat.S_IMODE(st.st_mode) & 0o077:
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed.append(name)
     return removed
 
 

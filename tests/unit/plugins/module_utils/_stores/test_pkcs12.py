@@ -564,7 +564,7 @@ def test_scratch_folders_left_by_killed_runs_are_removed(tmp_path, monkeypatch):
     monkeypatch.setattr(K.tempfile, "tempdir", str(tmp_path))
     gone = subprocess.Popen(["true"])  # its pid: a process that no longer runs
     gone.wait()
-    old = K._STARTED - 3600
+    old = _atomic._STARTED - 3600
 
     def folder(name, mode=0o700, age=old):
         path = tmp_path / name
@@ -576,7 +576,7 @@ def test_scratch_folders_left_by_killed_runs_are_removed(tmp_path, monkeypatch):
 
     stale = [folder("sne-keytool-ab_cd123"), folder("sne-keytool-%d-ab_cd123" % gone.pid)]
     kept = [folder("sne-keytool-%d-ab_cd123" % os.getpid()),  # a live process
-            folder("sne-keytool-%d-zz_cd123" % gone.pid, age=K._STARTED + 1),  # new
+            folder("sne-keytool-%d-zz_cd123" % gone.pid, age=_atomic._STARTED + 1),  # new
             folder("sne-keytool-%d-yy_cd123" % gone.pid, mode=0o755),  # not private
             folder("sne-keytool-notes")]  # not our name
     (tmp_path / "sne-keytool-xx_cd123").symlink_to(kept[0])  # a link: never followed
