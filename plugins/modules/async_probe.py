@@ -31,6 +31,10 @@ description:
     encrypted to a revoked or unknown certificate; never a pass), V(error) (the probe could
     not conclude, RV(msg) says why), V(skipped) (check mode).
   - The task fails unless the status is V(passed), except with O(fail_on_status=false).
+  - On a fleet, O(phase=send) then O(phase=await) in two tasks lets every host of a batch send
+    its message before any host waits, so the batch waits for the SNE once, not host by host
+    (the role C(sne.guichet.async_check) does this). The wait of a host ends at O(sent_at) +
+    O(timeout), however late it starts.
   - A probe changes nothing on the host; the result never reports a change.
 author:
   - sne.guichet developers (@sne-guichet)
@@ -47,10 +51,33 @@ attributes:
     support: none
     description: A probe changes nothing, there is nothing to show.
 options:
+  phase:
+    description:
+      - V(probe) - send the message and wait for its return, in one run.
+      - V(send) - read and check the certificate, encrypt and send the message, and return at
+        once with RV(status=sent), RV(message_id) and RV(sent_at) (no wait).
+      - V(await) - wait for the return of the message O(message_id) sent at O(sent_at) over
+        the same transport (nothing is read or sent; O(certificate), O(guichet_id) and the
+        expectations are not needed). Run it where the send ran (on the host, or delegated
+        to the controller when the send was).
+    type: str
+    choices: [probe, send, await]
+    default: probe
+    version_added: 0.2.0
+  message_id:
+    description: O(phase=await) - the RV(message_id) the send returned.
+    type: str
+    version_added: 0.2.0
+  sent_at:
+    description:
+      - O(phase=await) - the RV(sent_at) the send returned (seconds since the epoch, on the
+        clock of the machine that sent). The wait ends at O(sent_at) + O(timeout).
+    type: float
+    version_added: 0.2.0
   certificate:
     description:
       - Where the guichet software reads the encryption certificate. Mutually exclusive with
-        O(certificate_pem); one of them is required.
+        O(certificate_pem); one of them is required, except with O(phase=await).
     type: dict
     suboptions:
       path:
@@ -89,7 +116,8 @@ options:
     description:
       - SHA-256 fingerprint of the certificate that must be installed (V5). Colons and case do
         not matter.
-      - At least one of O(expected_sha256) and O(expected_generation) is required.
+      - At least one of O(expected_sha256) and O(expected_generation) is required, except
+        with O(phase=await).
     type: str
   expected_generation:
     description:
@@ -104,9 +132,10 @@ options:
     type: bool
     default: false
   guichet_id:
-    description: The guichet's identifier, the C(<Guichet>) element of the message.
+    description:
+      - The guichet's identifier, the C(<Guichet>) element of the message. Required, except
+        with O(phase=await).
     type: str
-    required: true
   message_type:
     description:
       - The C(<Type>) element of the message. V(REJET_TEST) asks the SNE for a rejection (to
@@ -187,7 +216,7 @@ options:
         type: path
         required: true
   timeout:
-    description: Seconds to wait for the return after sending.
+    description: Seconds to wait for the return after sending (after O(sent_at) with O(phase=await)).
     type: float
     default: 300
   poll_interval:
@@ -207,7 +236,7 @@ options:
     choices: [auto, cryptography, openssl]
   fail_on_status:
     description:
-      - Fail the task unless the status is V(passed). Set to V(false) to collect the result
+      - Fail the task unless the status is V(passed) (V(sent) with O(phase=send)). Set to V(false) to collect the result
         (for example in a role that reports on a whole fleet) and decide later; argument
         errors fail the task in any case.
     type: bool
@@ -303,7 +332,8 @@ status:
   description:
     - V(passed) the SNE accepted the message (ACCEPTE); V(rejected) it rejected it (REJETE);
       V(timeout) no return came within O(timeout); V(error) the probe could not conclude
-      (RV(code), RV(msg)); V(skipped) check mode.
+      (RV(code), RV(msg)); V(skipped) check mode; V(sent) (O(phase=send) only) the message was
+      sent, its return is to be awaited with O(phase=await).
   returned: always
   type: str
   sample: passed
@@ -395,6 +425,11 @@ receipt:
   returned: when the message was sent
   type: str
   sample: R000007-3fa9c1
+sent_at:
+  description: When the message was handed to the transport, seconds since the epoch (for O(phase=await)).
+  returned: when the message was sent
+  type: float
+  sample: 1452155400.123
 elapsed:
   description: Seconds from sending the message to its return (or to the end of the wait).
   returned: always
@@ -449,7 +484,10 @@ def main() -> None:
         expected_sha256=dict(type="str"),
         expected_generation=dict(type="str"),
         send_anyway=dict(type="bool", default=False),
-        guichet_id=dict(type="str", required=True),
+        guichet_id=dict(type="str"),
+        phase=dict(type="str", default="probe", choices=["probe", "send", "await"]),
+        message_id=dict(type="str"),
+        sent_at=dict(type="float"),
         message_type=dict(type="str", default="TEST"),
         host_label=dict(type="str"),
         transport=dict(type="str", required=True, choices=["http", "smtp", "folder"]),
@@ -480,9 +518,14 @@ def main() -> None:
         argument_spec=argument_spec,
         supports_check_mode=True,
         mutually_exclusive=[("certificate", "certificate_pem")],
-        required_one_of=[("certificate", "certificate_pem"), ("expected_sha256", "expected_generation")],
         required_if=[("transport", "http", ["http"]), ("transport", "smtp", ["smtp"]),
-                     ("transport", "folder", ["folder"])],
+                     ("transport", "folder", ["folder"]),
+                     ("phase", "await", ["message_id", "sent_at"]),
+                     ("phase", "probe", ["guichet_id"]), ("phase", "send", ["guichet_id"]),
+                     ("phase", "probe", ["certificate", "certificate_pem"], True),
+                     ("phase", "send", ["certificate", "certificate_pem"], True),
+                     ("phase", "probe", ["expected_sha256", "expected_generation"], True),
+                     ("phase", "send", ["expected_sha256", "expected_generation"], True)],
     )
     run_async_probe(module)
 

@@ -69,6 +69,27 @@ Candidate = Tuple[Optional[str], bytes]
 # Arguments
 # --------------------------------------------------------------------------------------
 
+def check_await_arguments(params: Dict[str, Any]) -> None:
+    """The arguments of ``phase=await``: the message to wait for, and the transport."""
+    if not _ID_RE.match(params.get("message_id") or ""):
+        raise ArgumentError("phase=await needs message_id, the id phase=send returned (got %r)"
+                            % params.get("message_id"))
+    sent_at = params.get("sent_at")
+    if sent_at is None or not sent_at > 0:
+        raise ArgumentError("phase=await needs sent_at, the time phase=send returned (got %r)" % sent_at)
+    _check_wait(params)
+
+
+def _check_wait(params: Dict[str, Any]) -> None:
+    if params.get("timeout") is None or params["timeout"] < 0:
+        raise ArgumentError("timeout must be a number of seconds >= 0")
+    if params.get("poll_interval") is None or params["poll_interval"] <= 0:
+        raise ArgumentError("poll_interval must be a number of seconds > 0")
+    transport = params.get("transport")
+    if not params.get(transport):
+        raise ArgumentError("transport is %s: the %s option is required" % (transport, transport))
+
+
 def check_arguments(params: Dict[str, Any]) -> Optional[str]:
     """Normalise what needs it; return the expected fingerprint (canonical) or None."""
     expected = None
@@ -80,19 +101,13 @@ def check_arguments(params: Dict[str, Any]) -> Optional[str]:
     if not expected and not params.get("expected_generation"):
         raise ArgumentError("give expected_sha256 and/or expected_generation: the probe proves "
                             "nothing unless it knows which certificate should be installed")
-    if params.get("timeout") is None or params["timeout"] < 0:
-        raise ArgumentError("timeout must be a number of seconds >= 0")
-    if params.get("poll_interval") is None or params["poll_interval"] <= 0:
-        raise ArgumentError("poll_interval must be a number of seconds > 0")
+    _check_wait(params)
     if not (params.get("guichet_id") or "").strip():
         raise ArgumentError("guichet_id must not be empty")
     if not (params.get("message_type") or "").strip():
         raise ArgumentError("message_type must not be empty")
     if params.get("certificate") is None and not params.get("certificate_pem"):
         raise ArgumentError("give certificate (where the guichet reads it) or certificate_pem")
-    transport = params.get("transport")
-    if not params.get(transport):
-        raise ArgumentError("transport is %s: the %s option is required" % (transport, transport))
     return expected
 
 
@@ -287,12 +302,15 @@ def _error(result: Dict[str, Any], code: str, msg: str) -> Dict[str, Any]:
     return result
 
 
-def probe(params: Dict[str, Any], run_command: Any = None,
-          find_tool: Optional[Callable[[str], Optional[str]]] = None,
-          message_id: Optional[str] = None, clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
-    """Run one probe; return the module's result (``status`` and the rest). Raises
-    ArgumentError only; every other problem is a result with status ``error``."""
+def send_probe(params: Dict[str, Any], run_command: Any = None,
+               find_tool: Optional[Callable[[str], Optional[str]]] = None,
+               message_id: Optional[str] = None, wall: Callable[[], float] = time.time,
+               ) -> Tuple[Dict[str, Any], Any]:
+    """Phase one: read the certificate, check it, build and encrypt the message, send it.
+
+    Returns the result (status ``sent`` with ``message_id`` and ``sent_at``, the wall-clock
+    second it was handed over, or ``error``) and the transport (None when nothing was sent).
+    Raises ArgumentError only."""
     expected_sha256 = check_arguments(params)
     generation = params.get("expected_generation")
     transport_name = params["transport"]
@@ -304,9 +322,9 @@ def probe(params: Dict[str, Any], run_command: Any = None,
         der, where = read_certificate(params, run_command, find_tool)
         info = cert_info(der)
     except ProbeError as exc:
-        return _error(result, exc.code, exc.reason)
+        return _error(result, exc.code, exc.reason), None
     except ValueError as exc:
-        return _error(result, "certificate", "the certificate cannot be read: %s" % exc)
+        return _error(result, "certificate", "the certificate cannot be read: %s" % exc), None
     problem = expectation_problem(info, where, expected_sha256, generation)
     result["certificate"] = {
         "source": where, "subject": info["subject"], "issuer": info["issuer"],
@@ -315,7 +333,7 @@ def probe(params: Dict[str, Any], run_command: Any = None,
     }
     if problem is not None:
         if not params.get("send_anyway"):
-            return _error(result, "generation", problem)
+            return _error(result, "generation", problem), None
         result["warnings_"].append("%s; sending anyway (send_anyway)" % problem)
 
     # 2. the message, encrypted to that certificate
@@ -330,21 +348,42 @@ def probe(params: Dict[str, Any], run_command: Any = None,
         result["encryption"] = backend
         result["envelope"] = check_envelope(cms, der)
     except EnvelopeError as exc:
-        return _error(result, exc.code, exc.reason)
+        return _error(result, exc.code, exc.reason), None
     result["envelope"]["recipient_issuer"] = info["issuer"]
 
-    # 3. send, and wait for the return that carries our id
-    options = dict(params[transport_name])
-    transport = make_transport(transport_name, options, float(params.get("connect_timeout") or 30))
+    # 3. send
+    transport = _transport(params)
     result["transport_details"] = transport.describe()
-    timeout = float(params["timeout"])
-    interval = float(params["poll_interval"])
-    start = clock()
+    result["sent_at"] = wall()
     try:
         result["receipt"] = transport.send(message_id, cms)
     except TransportError as exc:
-        result["elapsed"] = round(clock() - start, 3)
-        return _error(result, "send", "message %s could not be sent: %s" % (message_id, exc))
+        return _error(result, "send", "message %s could not be sent: %s" % (message_id, exc)), None
+    result.update(status="sent", msg="message %s sent; its return is awaited" % message_id)
+    return result, transport
+
+
+def _transport(params: Dict[str, Any]) -> Any:
+    name = params["transport"]
+    return make_transport(name, dict(params[name]), float(params.get("connect_timeout") or 30))
+
+
+def await_return(params: Dict[str, Any], result: Dict[str, Any], transport: Any = None,
+                 wall: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
+    """Phase two: wait for the return of ``result["message_id"]``, sent at ``result["sent_at"]``
+    (wall clock), until ``sent_at + timeout``. Returns ``result`` with the outcome (``passed``,
+    ``rejected``, ``timeout`` or ``error``) and ``elapsed`` counted from the sending.
+
+    A wait that starts late (the other hosts of a batch sent and waited first) finds a return
+    already there at its first look; it never waits longer than the timeout after the send."""
+    message_id = result["message_id"]
+    if transport is None:
+        transport = _transport(params)
+        result.setdefault("transport_details", transport.describe())
+    timeout = float(params["timeout"])
+    interval = float(params["poll_interval"])
+    start = float(result["sent_at"])
     deadline = start + timeout
     ignored = set()
     found = None
@@ -355,11 +394,11 @@ def probe(params: Dict[str, Any], run_command: Any = None,
                 found = (parsed, candidate)
                 break
             ignored.add(hashlib.sha256(candidate).hexdigest())
-        now = clock()
+        now = wall()
         if found is not None or now >= deadline:
             break
         sleep(max(0.0, min(interval, deadline - now)))
-    result["elapsed"] = round(clock() - start, 3)
+    result["elapsed"] = round(max(0.0, wall() - start), 3)
     result["ignored_returns"] = len(ignored)
     if found is None:
         msg = ("no return for message %s within %s s: a message encrypted to a revoked or unknown "
@@ -388,14 +427,32 @@ def probe(params: Dict[str, Any], run_command: Any = None,
     return result
 
 
+def probe(params: Dict[str, Any], run_command: Any = None,
+          find_tool: Optional[Callable[[str], Optional[str]]] = None,
+          message_id: Optional[str] = None, clock: Callable[[], float] = time.time,
+          sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
+    """Run one whole probe (send, then wait for the return); return the module's result.
+    Raises ArgumentError only; every other problem is a result with status ``error``."""
+    result, transport = send_probe(params, run_command, find_tool, message_id, wall=clock)
+    if result["status"] != "sent":
+        if "sent_at" in result:
+            result["elapsed"] = round(max(0.0, clock() - result["sent_at"]), 3)
+        return result
+    return await_return(params, result, transport, wall=clock, sleep=sleep)
+
+
 def _seconds(value: float) -> str:
     return ("%.3f" % value).rstrip("0").rstrip(".")
 
 
 def run_async_probe(module: Any) -> None:
     params = module.params
+    phase = params.get("phase") or "probe"
     try:
-        check_arguments(params)
+        if phase == "await":
+            check_await_arguments(params)
+        else:
+            check_arguments(params)
     except ArgumentError as exc:
         module.fail_json(msg=str(exc))
     if module.check_mode:
@@ -405,11 +462,20 @@ def run_async_probe(module: Any) -> None:
     run_command, find_tool = module_tools(module)
 
     try:
-        result = probe(params, run_command, find_tool)
+        if phase == "await":
+            result = await_return(params, {"changed": False, "status": "error", "warnings_": [],
+                                           "transport": params["transport"],
+                                           "message_id": params["message_id"],
+                                           "sent_at": params["sent_at"]})
+        elif phase == "send":
+            result = send_probe(params, run_command, find_tool)[0]
+        else:
+            result = probe(params, run_command, find_tool)
     except ArgumentError as exc:
         module.fail_json(msg=str(exc))
     for warning in result.pop("warnings_", []):
         module.warn(warning)
-    if result["status"] != "passed" and params["fail_on_status"]:
+    wanted = "sent" if phase == "send" else "passed"
+    if result["status"] != wanted and params["fail_on_status"]:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -292,10 +292,14 @@ failed_exactly "$WORK/run1.log" "${FAILED1[@]}"
 recaps "$WORK/run1.log" "ignored=1" "${UNREACH[@]}"
 mapfile -t REACHED < <(but "${ALL[@]}" -- "${UNREACH[@]}")
 recaps "$WORK/run1.log" "unreachable=0.*ignored=0" "${REACHED[@]}"
-# The controller-side probe ran for the host that cannot encrypt, and for it alone.
-sed -n '/^TASK \[sne.guichet.async_check : Probe from the controller/,/^TASK/p' "$WORK/run1.log" \
-  | grep -E '^(ok|changed|failed|fatal):' > "$WORK/delegated.txt" || true
-[ "$(cat "$WORK/delegated.txt")" = "ok: [$FALLBACK -> localhost]" ] || fail "controller probe: $(cat "$WORK/delegated.txt")"
+# The controller-side probe (its send, then its wait) ran for the host that cannot encrypt,
+# and for it alone.
+for task in "Send it from the controller when the host cannot encrypt" \
+            "Wait for the SNE's return of the message sent by the controller"; do
+  sed -n "/^TASK \[sne.guichet.async_check : $task/,/^TASK/p" "$WORK/run1.log" \
+    | grep -E '^(ok|changed|failed|fatal):' > "$WORK/delegated.txt" || true
+  [ "$(cat "$WORK/delegated.txt")" = "ok: [$FALLBACK -> localhost]" ] || fail "controller probe ($task): $(cat "$WORK/delegated.txt")"
+done
 # The others converge; the hosts the rotation must not touch are byte-identical.
 mapfile -t CONVERGED < <(but "${ALL[@]}" -- "${FAILED1[@]}"; echo "$TIMEOUT")
 mapfile -t OPTS < <(hostopts "${CONVERGED[@]}" "$BROKEN" "$UNCONF")

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
@@ -706,3 +707,71 @@ def test_timeout_is_measured_on_the_clock(pki, sim):
     assert result["status"] == "timeout"
     assert sleeps == pytest.approx([0.3, 0.3, 0.3, 0.1])
     assert result["elapsed"] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Split probe: every host sends, then every host awaits (the role's two phases)
+# ---------------------------------------------------------------------------------------------
+
+
+def await_params(pki, sim, transport, sent, **overrides):
+    """What the role passes to phase=await: the transport, the id and time of the send."""
+    params = make_params(pki, sim, transport, phase="await", certificate=None, guichet_id=None,
+                         expected_sha256=None, expected_generation=None,
+                         message_id=sent["message_id"], sent_at=sent["sent_at"], **overrides)
+    return params
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_sends_first_then_awaits_the_returns_together(pki, sim, transport):
+    """Three hosts send, then each waits: the SNE's delay is waited for once, by the first;
+    every host gets its own return (by id), and elapsed counts from its send."""
+    sim.admin("config", {"delay_seconds": 1})
+    sent = []
+    for host in ("g1", "g2", "g3"):
+        module = run_module(make_params(pki, sim, transport, phase="send", host_label=host))
+        assert module.failed is False and module.result["status"] == "sent", module.result
+        assert "return_xml" not in module.result and module.result["sent_at"] > 0
+        sent.append(module.result)
+    results = []
+    for one in sent:
+        module = run_module(await_params(pki, sim, transport, one, timeout=8.0, poll_interval=0.1))
+        assert module.failed is False, module.result
+        results.append(module.result)
+    assert [r["status"] for r in results] == ["passed"] * 3
+    assert [r["message_id"] for r in results] == [s["message_id"] for s in sent]
+    assert all('id="%s"' % r["message_id"] in r["return_xml"] for r in results)
+    assert all(r["elapsed"] >= 1.0 for r in results)
+
+
+def test_await_ends_at_sent_at_plus_timeout(pki, sim):
+    """A wait that starts late never extends the deadline: sent long ago, timed out at once."""
+    module = run_module(make_params(pki, sim, "folder", phase="send", ident="chiffrement-v4",
+                                    send_anyway=True, fail_on_status=False))
+    sent = dict(module.result, sent_at=module.result["sent_at"] - 100)
+    now = [time.time()]
+    sleeps = []
+    result = P.await_return(await_params(pki, sim, "folder", sent, timeout=30.0),
+                            {"message_id": sent["message_id"], "sent_at": sent["sent_at"]},
+                            wall=lambda: now[0], sleep=sleeps.append)
+    assert result["status"] == "timeout" and sleeps == []
+    assert result["elapsed"] >= 100
+
+
+def test_send_phase_errors_are_not_sent(pki, sim):
+    """A host whose certificate is not the expected one sends nothing in phase=send: error, no id."""
+    before = len(sim.admin("log"))
+    module = run_module(make_params(pki, sim, "http", phase="send", ident="chiffrement-v4",
+                                    fail_on_status=False))
+    assert module.result["status"] == "error" and module.result["code"] == "generation"
+    assert "sent_at" not in module.result
+    assert not [e for e in sim.admin("log")[before:] if e["event"] == "message"]
+    module = run_module(make_params(pki, sim, "http", phase="send", ident="chiffrement-v4"))
+    assert module.failed is True
+
+
+def test_await_phase_needs_what_the_send_returned(pki, sim):
+    module = run_module(make_params(pki, sim, "http", phase="await", message_id=None, sent_at=1.0))
+    assert module.failed is True and "message_id" in module.result["msg"]
+    module = run_module(make_params(pki, sim, "http", phase="await", message_id="SNEPROBE-x", sent_at=None))
+    assert module.failed is True and "sent_at" in module.result["msg"]
