@@ -140,6 +140,17 @@ options:
         start time - and how long this one waited. V(0) tries once without waiting.
     type: int
     default: 60
+  reload_commands:
+    description:
+      - Commands (each an argv list, no shell) that make the guichet software read its stores
+        again, run in order on the host, in this same run, after at least one store changed
+        and none failed - what a handler would do, without one more module run per host.
+      - A command that is not found or exits non-zero fails the task (the stores stay
+        converged; RV(reloaded) shows what ran). In check mode they are listed, not run.
+    type: list
+    elements: list
+    default: []
+    version_added: 0.2.0
 notes:
   - A store that is a FIFO, a device or a socket is refused without being opened; a store file over 64 MiB
     is refused (V(unsupported)).
@@ -266,6 +277,12 @@ failed_stores:
   type: list
   elements: str
   sample: []
+reloaded:
+  description: The O(reload_commands) run after a change - C(argv), C(rc) (null in check mode), the end of C(stdout) and C(stderr).
+  returned: when a store changed and O(reload_commands) is set
+  type: list
+  elements: dict
+  sample: [{"argv": ["systemctl", "reload", "guichet"], "rc": 0, "stdout": "", "stderr": ""}]
 run_id:
   description: Name of this run's backup folder.
   returned: always
@@ -302,6 +319,7 @@ def main() -> None:
         run_id=dict(type="str"),
         all_or_nothing=dict(type="bool", default=False),
         lock_timeout=dict(type="int", default=60),
+        reload_commands=dict(type="list", elements="list", default=[]),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     run_keystores(module)

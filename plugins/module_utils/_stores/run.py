@@ -12,7 +12,7 @@ and the outcomes become the module's result (or its failure, with every store's 
 
 from __future__ import annotations
 
-from typing import Any, List
+from typing import Any, Callable, List, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
@@ -69,7 +69,35 @@ def run_keystores(module: Any) -> None:
         module.fail_json(msg="%d of %d stores could not be processed (left unchanged)%s: %s"
                          % (len(failed_stores), len(results), _written_note(results, params, module),
                             "; ".join(r["msg"] for r in results if r["failed"])), **out)
+    if changed and params.get("reload_commands"):
+        out["reloaded"], problem = reload(params["reload_commands"], module.check_mode, run_command,
+                                          find_tool)
+        if problem:
+            module.fail_json(msg="the stores were converged, but %s" % problem, **out)
     module.exit_json(**out)
+
+
+def reload(commands: List[List[str]], check_mode: bool, run_command: Any,
+           find_tool: Callable[[str], Optional[str]]) -> Tuple[List[dict], str]:
+    """Run the guichet's reload commands after a change, in order, stopping at the first that
+    fails. Returns what ran (argv, rc, the end of its output) and the failure, if any. In check
+    mode nothing runs: each command is listed with ``rc`` None."""
+    done: List[dict] = []
+    for argv in commands:
+        if not argv or not all(isinstance(a, str) and a for a in argv):
+            return done, "reload_commands: %r is not a list of non-empty strings" % (argv,)
+        if find_tool(argv[0]) is None:
+            return done, "the reload command %s cannot be run: %s not found or not executable" % (
+                " ".join(argv), argv[0])
+        if check_mode:
+            done.append({"argv": list(argv), "rc": None, "stdout": "", "stderr": ""})
+            continue
+        rc, stdout, stderr = run_command(list(argv))
+        done.append({"argv": list(argv), "rc": rc, "stdout": stdout[-2000:], "stderr": stderr[-2000:]})
+        if rc != 0:
+            return done, "the reload command %s failed (rc %s): %s" % (
+                " ".join(argv), rc, (stderr or stdout).strip()[-500:] or "no output")
+    return done, ""
 
 
 def _written_note(results: List[dict], params: dict, module: Any) -> str:
