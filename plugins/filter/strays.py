@@ -6,25 +6,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict
 
-from ansible_collections.sne.guichet.plugins.plugin_utils._fleet import inside, stores_without
-
-MOVABLE_FORMATS = ("pem", "der", "base64")
-
-
-def strays(files: Dict[str, Dict[str, Any]], declared: Optional[List[str]] = None) -> Dict[str, List[str]]:
-    declared_paths = set(declared or [])
-    movable: List[str] = []
-    attention: List[str] = []
-    for path, info in sorted((files or {}).items()):
-        if any(inside(path, d) for d in declared_paths):
-            continue
-        if info.get("format") in MOVABLE_FORMATS and info.get("matched") == info.get("certificates"):
-            movable.append(path)
-        else:
-            attention.append(path)
-    return {"movable": movable, "attention": attention}
+# The sort the sne.guichet.retire module makes, written once in module_utils.
+from ansible_collections.sne.guichet.plugins.module_utils._retire.sort import strays
+from ansible_collections.sne.guichet.plugins.plugin_utils._fleet import stores_without
 
 
 class FilterModule:

@@ -30,7 +30,10 @@ LAYERS = {
     "_scan_options": 4,
     "_scan_refs": 4,
     "_probe": 4,
+    "_retire": 5,  # the retire module: the scan engine and _common only (not _stores, _probe, _bundle)
 }
+# Units that may use only some of the layers below theirs.
+ONLY = {"_retire": {"_scan", "_common"}}
 # Units of one concern that may use each other although on the same layer.
 FRIENDS = {frozenset(("_scan", "_scan_options")), frozenset(("_scan", "_scan_refs")),
            frozenset(("_oids", "_asn1"))}
@@ -75,6 +78,14 @@ def test_imports_only_go_down(path):
             wrong.append("line %d imports %s (layer %d) from %s (layer %d)"
                          % (line, unit, LAYERS[unit], own, LAYERS[own]))
     assert not wrong, "%s: %s" % (path, "; ".join(wrong))
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if p.split(os.sep)[0] in ONLY])
+def test_units_use_only_what_they_may(path):
+    own = path.split(os.sep)[0]
+    wrong = ["line %d imports %s" % (line, unit) for line, unit in _imports(path)
+             if unit != own and unit not in ONLY[own]]
+    assert not wrong, "%s may use only %s: %s" % (path, ", ".join(sorted(ONLY[own])), "; ".join(wrong))
 
 
 def test_target_side_code_does_not_need_cryptography_at_import():
