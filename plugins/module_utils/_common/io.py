@@ -15,6 +15,7 @@ temporary file removed. A new file gets its folder's default SELinux context.
 A backup is written the same way and only then listed in the run's manifest: a copy the
 manifest does not list is not a backup. Temporary names carry the writer's pid, so the
 leftovers of a killed run are told from the files of a live one (remove_stale_temporaries).
+Files are read (``read_bytes``: bounded, never a blocking open) by ``reading.py``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from contextlib import suppress
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import IO_ERROR, StoreError
+from ansible_collections.sne.guichet.plugins.module_utils._common.reading import _os_error, read_bytes
 
 SELINUX_XATTR = "security.selinux"
 # getxattr errors that mean "no context to keep": no label, no xattr support, no file.
@@ -48,18 +50,6 @@ TMP_SUFFIX = ".sne-tmp"
 _TEMPORARY = re.compile(r"\..+\.(?:(?P<pid>[0-9]{1,10})-)?[a-z0-9_]{8}\.sne-tmp", re.DOTALL)
 # When this process began writing (an Ansible module is a new process for each task).
 _STARTED = time.time()
-
-
-def _os_error(action: str, path: str, exc: OSError) -> StoreError:
-    if exc.errno in (errno.EROFS,):
-        why = "read-only file system"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        why = "permission denied"
-    elif exc.errno == errno.ENOSPC:
-        why = "no space left on device"
-    else:
-        why = exc.strerror or str(exc)
-    return StoreError(IO_ERROR, "cannot %s %s: %s" % (action, path, why))
 
 
 def _resolve_id(value: Optional[str], lookup: Callable[[str], int], what: str) -> int:
@@ -81,17 +71,6 @@ def _mode(mode: Optional[str]) -> Optional[int]:
         return int(str(mode), 8)
     except ValueError:
         raise StoreError(IO_ERROR, "mode %r is not an octal number" % mode)
-
-
-def read_bytes(path: str) -> Optional[bytes]:
-    """The content of ``path`` (through links); None when it does not exist."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise _os_error("read", path, exc)
 
 
 # --------------------------------------------------------------------------- SELinux
@@ -282,14 +261,10 @@ class Backups:
         """The first manifest line of each path (whole lines only: older versions could cut one)."""
         if self.root is None:
             return {}
-        path = os.path.join(self.root, MANIFEST)
-        try:
-            with open(path, "rb") as handle:
-                lines = handle.read().split(b"\n")[:-1]
-        except FileNotFoundError:
+        data = read_bytes(os.path.join(self.root, MANIFEST))
+        if data is None:
             return {}
-        except OSError as exc:
-            raise _os_error("read", path, exc)
+        lines = data.split(b"\n")[:-1]
         first: Dict[str, Dict[str, Any]] = {}
         for line in lines:
             try:

@@ -29,6 +29,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, _os_error
+from ansible_collections.sne.guichet.plugins.module_utils._common.reading import read_bytes
 from ansible_collections.sne.guichet.plugins.module_utils._stores._files import (
     _TMP_SUFFIX,
     CERT_EXTENSIONS,
@@ -119,8 +120,8 @@ class _FolderStore(Store):
                     st = os.lstat(full)
                     if stat.S_ISLNK(st.st_mode):
                         node = _Node("link", target=os.readlink(full))
-                    elif stat.S_ISREG(st.st_mode):
-                        node = _Node("file")
+                    elif stat.S_ISREG(st.st_mode):  # a certificate file's: its content's, once read
+                        node = _Node("file", digest="size=%d,mtime=%d" % (st.st_size, st.st_mtime_ns))
                         node.mode = stat.S_IMODE(st.st_mode)
                     elif stat.S_ISDIR(st.st_mode):
                         node = _Node("dir")
@@ -135,14 +136,20 @@ class _FolderStore(Store):
         return nodes
 
     def _read_node(self, rel: str, node: _Node) -> None:
+        """Read a certificate candidate (through a link). Not a holder, skipped: a dangling
+        link, or one to a folder, FIFO, socket or device, or a file swapped for one since
+        the scan (never opened for a blocking read). A file over 64 MiB: UNSUPPORTED, the
+        store is not read (what it holds cannot be known)."""
         full = os.path.join(self.spec.path, rel)
         try:
-            if node.kind == "link" and not os.path.isfile(full):
-                return  # dangling, or a link to a folder
-            with open(full, "rb") as handle:
-                node.data = handle.read()
-        except OSError as exc:
-            raise _os_error("read", full, exc)
+            data = read_bytes(full)
+        except StoreError as exc:
+            if exc.code != UNKNOWN_FORMAT:  # UNKNOWN_FORMAT: not a file
+                raise
+            data = None
+        if data is None:
+            return
+        node.data = data
         blocks = _parse_cert_file(node.data, full)
         node.blocks = blocks
         node.certs = [der for _l, der, _s, _e in blocks] if blocks else None
@@ -151,13 +158,7 @@ class _FolderStore(Store):
 
     def _read_candidates(self, nodes: Dict[str, _Node]) -> None:
         for rel, node in nodes.items():
-            if node.kind == "file":
-                if self._is_candidate(rel):
-                    self._read_node(rel, node)
-                else:
-                    st = os.stat(os.path.join(self.spec.path, rel))
-                    node.digest = "size=%d,mtime=%d" % (st.st_size, st.st_mtime_ns)
-            elif node.kind == "link" and self._is_candidate(rel):
+            if node.kind in ("file", "link") and self._is_candidate(rel):
                 self._read_node(rel, node)
 
     def _entries(self, nodes: Dict[str, _Node]) -> List[CertEntry]:

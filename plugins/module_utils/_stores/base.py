@@ -20,31 +20,18 @@ concurrent change is not a failed verification of our write).
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from typing import Any, Callable, Dict, List, Optional, Set, Union
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     IO_ERROR,
     NOT_FOUND,
-    UNKNOWN_FORMAT,
-    UNSUPPORTED,
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
-    Backups,
-    _os_error,
-    atomic_write,
-    read_bytes,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups, atomic_write
+from ansible_collections.sne.guichet.plugins.module_utils._common.reading import read_bytes
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import CommandRunner
-
-# A store file bigger than this is refused unread (the largest trust stores are a few MiB).
-MAX_STORE_SIZE = 64 * 1024 * 1024
-# Opening never waits (a FIFO that has no writer) nor takes a terminal.
-_NO_WAIT = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
 
 
 class CertEntry:
@@ -119,50 +106,19 @@ def changed_since_read(path: str, how: str = "changed") -> StoreError:
                       % (path, how))
 
 
-def _not_a_file(path: str, mode: int) -> Optional[StoreError]:
-    """UNKNOWN_FORMAT for a folder, FIFO, socket or device where a store file is expected."""
-    if stat.S_ISREG(mode):
-        return None
-    kind = "folder" if stat.S_ISDIR(mode) else "FIFO" if stat.S_ISFIFO(mode) else (
-        "socket" if stat.S_ISSOCK(mode) else "device")
-    return StoreError(UNKNOWN_FORMAT, "%s is a %s, not a file: not read" % (path, kind))
-
-
 def read_store_file(spec: StoreSpec) -> Optional[bytes]:
     """The bytes of a one-file store; None when it does not exist and may be created.
 
     Every backend reads its file here, so the codes are the same everywhere: a missing
     file without ``create``, or with ``create`` in a folder that does not exist, is
-    NOT_FOUND; a folder, FIFO, socket or device where a file is expected UNKNOWN_FORMAT
-    (never opened: a FIFO would block, a device may never end); a file over
-    MAX_STORE_SIZE UNSUPPORTED (never read into memory); any other failure IO_ERROR.
+    NOT_FOUND; the rest is :func:`read_bytes`'s: a folder, FIFO, socket or device where a
+    file is expected UNKNOWN_FORMAT (never opened for a blocking read: a FIFO would block,
+    a device may never end); a file over ``MAX_READ_SIZE`` (64 MiB) UNSUPPORTED (never
+    read into memory); any other failure IO_ERROR.
     """
-    path = spec.path
-    try:
-        refused = _not_a_file(path, os.stat(path).st_mode)
-        if refused is not None:
-            raise refused
-        fd = os.open(path, os.O_RDONLY | _NO_WAIT)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise _os_error("read", path, exc)
+    data = read_bytes(spec.path)
+    if data is None:
         check_creatable(spec)
-        return None
-    too_large = StoreError(UNSUPPORTED, "%s is larger than %d MiB: not a keystore or certificate "
-                           "file, not read" % (path, MAX_STORE_SIZE // (1024 * 1024)))
-    with os.fdopen(fd, "rb") as handle:
-        try:
-            info = os.fstat(fd)
-            refused = _not_a_file(path, info.st_mode)  # replaced since the stat
-            if refused is not None:
-                raise refused
-            if info.st_size > MAX_STORE_SIZE:
-                raise too_large
-            data = handle.read(MAX_STORE_SIZE + 1)  # the file may grow meanwhile
-        except OSError as exc:
-            raise _os_error("read", path, exc)
-    if len(data) > MAX_STORE_SIZE:
-        raise too_large
     return data
 
 

@@ -75,9 +75,10 @@ class PemStore(Store):
             raise StoreError(CORRUPT, "%s: %s" % (path, exc))
         blocks = []
         entries = []
+        line, counted = 1, 0  # lines counted as the blocks come (not from byte 0 for each)
         for index, (label, der, start, end) in enumerate(raw):
             if label in CERTIFICATE_LABELS:
-                line = data.count(b"\n", 0, start) + 1
+                line, counted = line + data.count(b"\n", counted, start), start
                 try:
                     der = certificate_from_block(label, der)
                     cert_info(der)

@@ -18,6 +18,7 @@ from hostile import corpus
 from javatools import PASSWORD
 
 from ansible_collections.sne.guichet.plugins.module_utils._bundle import fetch, intake
+from ansible_collections.sne.guichet.plugins.module_utils._common import reading
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     UNKNOWN_FORMAT,
     UNSUPPORTED,
@@ -102,10 +103,11 @@ def test_a_fifo_that_replaces_the_store_after_the_stat_is_not_waited_on(tmp_path
     path = str(tmp_path / "store.pem")
     os.mkfifo(path)
     looks = []
-    monkeypatch.setattr(base, "_not_a_file", lambda p, mode, real=base._not_a_file: (
+    monkeypatch.setattr(reading, "_not_a_file", lambda p, mode, real=reading._not_a_file: (
         looks.append(mode) if not looks else real(p, mode)))  # the first look (stat) passes
     with pytest.raises(StoreError) as caught:
         corpus.in_thread(lambda: base.read_store_file(StoreSpec(path=path, type="pem")), path)
+    assert looks, "the look before the open was not the one patched: the race is not tested"
     assert caught.value.code == UNKNOWN_FORMAT and "is a FIFO" in caught.value.reason
 
 
@@ -169,7 +171,7 @@ def test_a_huge_store_is_refused_by_its_size_unread(tmp_path, store_type, monkey
 def test_a_store_that_grows_past_the_limit_while_read_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "store.pem"
     path.write_bytes(b"x" * 100)
-    monkeypatch.setattr(base, "MAX_STORE_SIZE", 10)  # as if it grew past it after fstat
+    monkeypatch.setattr(reading, "MAX_READ_SIZE", 10)  # as if it grew past it after fstat
     monkeypatch.setattr(base.os, "fstat", lambda fd, real=os.fstat: os.stat_result(
         tuple(real(fd))[:6] + (5,) + tuple(real(fd))[7:]))
     with pytest.raises(StoreError) as caught:

@@ -196,10 +196,11 @@ def test_backups_of():
 
 
 def test_read_bytes(tmp_path, target):
+    """Still importable from io (the manifest reads with it); tested in test_reading.py."""
     assert read_bytes(str(target)) == b"old\n"
     assert read_bytes(str(tmp_path / "none")) is None
     with pytest.raises(StoreError) as err:
-        read_bytes(str(tmp_path))
+        read_bytes(str(target / "below-a-file"))
     assert err.value.code == IO_ERROR
 
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.sne.guichet.plugins.module_utils._common import io as _atomic
+from ansible_collections.sne.guichet.plugins.module_utils._common import lock as _lock
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     CORRUPT,
     IO_ERROR,
@@ -236,6 +237,32 @@ def test_pem_rotation_keeps_every_other_byte(tmp_path, pki, present, absent, bac
     assert not plan2.changed
     assert store2.apply(plan2, backups) is None
     assert path.read_bytes() == new
+
+
+def test_pem_line_numbers_of_many_blocks(tmp_path, pki):
+    """Lines are counted as the blocks come (not from byte 0 for each: quadratic on a big
+    bundle): each entry names the line its block starts on, as counting from 0 says; keys and
+    text between the certificates (1 to 5 lines, some CRLF) count too; so does a malformed block's."""
+    labels = ["root", "ca4", "ca5", "leaf4", "leaf5"]
+    parts, expected = [], []
+    for index in range(60):
+        parts.append(b"# comment\n" * (index % 5) + (b"note\r\n" if index % 7 == 0 else b""))
+        if index % 4 == 3:
+            parts.append(KEY_BLOCK)
+            continue
+        start = len(b"".join(parts))
+        parts.append(pki.pem(labels[index % len(labels)]))
+        expected.append("#%d (line %d)" % (index, b"".join(parts).count(b"\n", 0, start) + 1))
+    data = b"".join(parts)
+    path = tmp_path / "big.pem"
+    path.write_bytes(data)
+    assert [e.name for e in make(PemStore, path, "pem").load()] == expected
+    broken = der_to_pem(pki.der("root")[:-10] + b"\x00" * 10).replace(b"MII", b"MIJ", 1)
+    path.write_bytes(data + b"# the last one\n" + broken)
+    with pytest.raises(StoreError) as err:
+        make(PemStore, path, "pem").load()
+    line = (data + b"# the last one\n").count(b"\n") + 1
+    assert err.value.code == CORRUPT and "certificate block #60 (line %d)" % line in err.value.reason
 
 
 def test_pem_noop_and_names(tmp_path, pki, present, absent, backups):
@@ -837,12 +864,13 @@ def test_anchors_refresh_failure(tmp_path, pki, present, absent, backups, monkey
     script = tmp_path / "fail.sh"
     script.write_text("#!/bin/sh\necho 'cannot write /etc/ssl/certs' >&2\nexit 3\n")
     script.chmod(0o755)
+    monkeypatch.setattr(_lock, "LOCK_BASES", (str(tmp_path),))  # its refresh stays pending there
     store = make(TrustAnchorStore, folder, "debian", refresh=str(script))
     with pytest.raises(StoreError) as err:
         converge(store, present, absent, backups)
     assert err.value.code == IO_ERROR
     assert str(script) in err.value.reason and "cannot write /etc/ssl/certs" in err.value.reason
-    assert "stay written" in err.value.reason
+    assert "stay written" in err.value.reason and "the refresh stays pending" in err.value.reason
     assert sorted(os.listdir(folder)) == ["AC_SNE_V5.crt"]
 
 
