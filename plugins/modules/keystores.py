@@ -251,6 +251,18 @@ stores:
       elements: dict
       returned: when the store could be read
       sample: [{"name": "old-ministry-2014", "sha256": "0D:...", "subject": "CN=Chiffrement_SNEV4", "not_after": "2016-03-01T00:00:00Z"}]
+    refresh:
+      description: For V(debian) and V(redhat) stores whose folder changed, the refresh command run and its return code.
+      type: dict
+      returned: when a refresh ran
+      sample: {"command": ["update-ca-certificates"], "rc": 0}
+    refresh_pending:
+      description:
+        - For V(debian) and V(redhat) stores, a refresh an interrupted run left undone (its files written,
+          its refresh command never run), found by this run and run now (check mode - to be run). A change.
+      type: str
+      returned: when such a refresh was found
+      sample: "refresh pending from an interrupted run (run 20160107T0805Z, pid 4242, since 2016-01-07T08:05:12Z): update-ca-certificates run"
     skipped:
       description: True when the store was not written because another store failed and O(all_or_nothing) is on.
       type: bool

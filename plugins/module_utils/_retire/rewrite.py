@@ -21,28 +21,26 @@ number of replacements: a guichet's configuration file holds its keystore passwo
 from __future__ import annotations
 
 import difflib
-import errno
 import os
 import re
-import stat
 from typing import Any, Dict, List, Optional, Pattern, Sequence, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
     IO_ERROR,
     NOT_FOUND,
+    UNKNOWN_FORMAT,
     UNSUPPORTED,
     ArgumentError,
     StoreError,
 )
 
-# _os_error is private to io.py: used for the same wording of OS errors.
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
     Backups,
-    _os_error,
     atomic_write,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._common.reading import MAX_READ_SIZE, read_bytes
 
-MAX_CONFIG_SIZE = 64 * 1024 * 1024
+MAX_CONFIG_SIZE = MAX_READ_SIZE
 ENCODING = "utf-8"
 Rule = Tuple[Pattern[str], str]
 
@@ -97,23 +95,21 @@ class Rewrite:
 
 
 def read_config(path: str) -> bytes:
-    """The bytes of a configuration file (through links); StoreError naming it otherwise:
-    NOT_FOUND when it does not exist, UNSUPPORTED when it is not a regular file (never opened:
-    a FIFO would block) or is over MAX_CONFIG_SIZE, IO_ERROR when it cannot be read."""
+    """The bytes of a configuration file (through links), read as every store is
+    (``_common/reading.py``: never a blocking open, bounded); StoreError naming it otherwise:
+    NOT_FOUND when it does not exist, UNSUPPORTED when it is not a regular file or is over
+    MAX_CONFIG_SIZE, IO_ERROR when it cannot be read."""
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        data = read_bytes(path)
+    except StoreError as exc:
+        if exc.code == UNKNOWN_FORMAT:
             raise StoreError(UNSUPPORTED, "%s is not a regular file: not rewritten" % path)
-        with open(path, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise StoreError(UNSUPPORTED, "%s is not a regular file: not rewritten" % path)
-            data = handle.read(MAX_CONFIG_SIZE + 1)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            raise StoreError(NOT_FOUND, "configuration file %s does not exist" % path)
-        raise _os_error("read", path, exc)
-    if len(data) > MAX_CONFIG_SIZE:
-        raise StoreError(UNSUPPORTED, "%s is larger than %d MiB: not rewritten"
-                         % (path, MAX_CONFIG_SIZE // (1024 * 1024)))
+        if exc.code == UNSUPPORTED:
+            raise StoreError(UNSUPPORTED, "%s is larger than %d MiB: not rewritten"
+                             % (path, MAX_CONFIG_SIZE // (1024 * 1024)))
+        raise
+    if data is None:
+        raise StoreError(NOT_FOUND, "configuration file %s does not exist" % path)
     return data
 
 
