@@ -1,31 +1,38 @@
-"""Benchmark: the fleet rotation ``sne.guichet.rotate`` against the same rotation "written the usual way".
+"""Benchmark: the fleet rotation ``sne.guichet.rotate`` against its floor and the usual playbook.
 
-For each fleet size N, on fresh simulated fleets (``tests/fleet/make_fleet.py``, local connection),
-it times a first run and an idempotent re-run of:
+For each fleet size N (default 50, 200 and 1,000), on fresh simulated fleets
+(``tests/fleet/make_fleet.py``, local connection, pipelining, the same ``--forks``), in one run:
 
-* ``ours``:  ``ansible-playbook -i OUTDIR/inventory sne.guichet.rotate``;
-* ``usual``: one play as a competent admin writes it without this collection:
-  ``community.general.java_cert`` per certificate per keystore (add V5 and AC V5, remove V4 and
-  AC V4 BY ALIAS), ``ansible.builtin.copy`` for the PEM bundle, the DER file, the hashed PEM folder
-  and the trust anchors, ``ansible.builtin.file`` absent for the V4 files, ``replace`` for the
-  configuration, ``find`` + ``command mv`` for stray copies, and ``openssl rehash``, the anchors'
-  refresh script and the guichet's reload as handlers.
+* the **floor**: ``ansible -m ansible.builtin.ping`` on the same hosts (one module run each);
+* ``ours``, asynchronous check **on** (the SNE simulator over HTTP, returning after ``--delay``
+  seconds): ``rotate.yml`` first run and re-run, then ``audit.yml`` on the rotated fleet;
+* for N <= ``--usual-up-to`` (200): ``ours`` with the check **off** (first run, re-run) and
+  ``usual``, one play as a competent admin writes it without this collection
+  (``fleet_files/usual-rotate.yml``: ``community.general.java_cert`` per certificate per
+  keystore BY ALIAS, ``copy``, ``file``, ``replace``, ``find`` + ``command mv``, handlers).
 
 The usual play must be told the V4 aliases and file names: they are read on one reference host
 (the first plain V4 host), as an admin would do. The fleet's ``odd_alias`` host keeps V4 under
 an alias nobody wrote down, so the usual play MISSES it: that is reported as a correctness
-difference, not hidden. Every run is verified with ``tests/fleet/check_fleet.py --expect
-rotated --baseline`` (ours: every host; usual: every host but the odd-alias ones). The fleet's
-``broken`` host (wrong JKS password in the inventory) must fail and stay byte-identical with
-both approaches.
+difference, not hidden. Every rotation is verified with ``tests/fleet/check_fleet.py --expect
+rotated --baseline`` (ours: every host; usual: every host but the odd-alias ones); with the
+check on, the fleet report must say ``passed`` for every host but the ``broken`` one, which
+must fail and stay byte-identical with both approaches. Ours must re-run with changed=0.
+
+Printed per run: wall time, multiple of the floor, module runs per host (counted by the
+callback ``fleet_files/callback_plugins/bench_tally.py``), the issue's target (1.5 x floor x
+the budget of module runs: rotate 4 with the split probe, 2 with the check off, audit 2;
+re-runs 1.2 x; + the SNE delay once per batch), the controller's peak RSS and the highest load
+average seen during the run.
 
 Usage (any Python >= 3.11; re-executes itself in the bench venv when ``cryptography`` is missing)::
 
-    python3 benchmarks/fleet.py [--sizes 50,200] [--forks 10] [--quick] [--workdir .build/bench-fleet]
+    python3 benchmarks/fleet.py [--sizes 50,200,1000] [--forks 10] [--delay 5] [--usual-up-to 200]
+                                [--quick] [--workdir .build/bench-fleet]
 
-Same venv, collection link and ``ansible.cfg``-free environment as ``benchmarks/keystores.py``
-(pipelining on). Exit status: 0 when both approaches produced the expected fleet (and ours
-re-ran with changed=0 on every host), 1 otherwise.
+Same venv, collection link and ``ansible.cfg``-free environment as ``benchmarks/keystores.py``.
+Exit status: 0 when every run produced the expected fleet, 1 otherwise (a missed target is
+printed, not an error: timings depend on the machine).
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keystores as kb  # noqa: E402
@@ -52,11 +59,14 @@ ROOT = kb.ROOT
 MAKE_PKI = ROOT / "tests" / "pki" / "make_pki.py"
 MAKE_FLEET = ROOT / "tests" / "fleet" / "make_fleet.py"
 CHECK_FLEET = ROOT / "tests" / "fleet" / "check_fleet.py"
+SIMULATOR = ROOT / "simulator" / "sne_simulator"
+GENERATION = "V5"
 QUICK_SIZES = (10, 30)
-DEFAULT_SIZES = (50, 200)
-APPROACHES = ("ours", "usual")
-LABELS = {"ours": "ours: sne.guichet.rotate",
-          "usual": "usual: java_cert+copy+file+replace+find"}
+DEFAULT_SIZES = (50, 200, 1000)
+LABELS = {"ours-on": "ours: rotate.yml, asynchronous check on",
+          "ours-off": "ours: rotate.yml, asynchronous check off",
+          "usual": "usual: java_cert+copy+file+replace+find",
+          "audit": "ours: audit.yml (after the rotation)"}
 RECAP = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)"
                    r"\s+skipped=(\d+)\s+rescued=(\d+)\s+ignored=(\d+)")
 MISSED = re.compile(r"^(\S+\.(jks|p12): v4 still there|V4 left in \S+\.(jks|p12) )")
@@ -64,211 +74,9 @@ RECAP_KEYS = ("ok", "changed", "unreachable", "failed", "skipped", "rescued", "i
 # Where the usual play puts the new certificates (the names the deploy role gives them too).
 NEW_NAMES = {"leaf": "sne-chiffrement-v5", "ac": "sne-ac-v5"}
 
-# Counts module executions per host (loop items count, skipped ones don't; tasks that only run
-# on the controller don't); written next to the playbook runs, enabled by ANSIBLE_CALLBACKS_ENABLED.
-TALLY_CALLBACK = '''\
-from __future__ import annotations
-
-import json
-import os
-
-from ansible.plugins.callback import CallbackBase
-
-CONTROLLER_ONLY = {"set_fact", "assert", "debug", "validate_argument_spec", "include_role",
-                   "include_tasks", "import_role", "import_tasks", "meta", "fail", "add_host",
-                   "group_by", "pause", "include_vars"}
-
-
-class CallbackModule(CallbackBase):
-    CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "aggregate"
-    CALLBACK_NAME = "bench_tally"
-    CALLBACK_NEEDS_ENABLED = True
-
-    def __init__(self):
-        super().__init__()
-        self.runs = {}
-
-    def _count(self, result):
-        if result.task.action.rsplit(".", 1)[-1] in CONTROLLER_ONLY:
-            return
-        items = result.result.get("results")
-        looped = result.task.loop is not None or result.task.loop_with
-        n = sum(1 for i in items if not i.get("skipped")) if looped and isinstance(items, list) else 1
-        name = result.host.get_name()
-        self.runs[name] = self.runs.get(name, 0) + n
-
-    def v2_runner_on_ok(self, result):
-        self._count(result)
-
-    def v2_runner_on_failed(self, result, ignore_errors=False):
-        self._count(result)
-
-    def v2_runner_on_unreachable(self, result):
-        self._count(result)
-
-    def v2_playbook_on_stats(self, stats):
-        with open(os.environ["BENCH_TALLY_FILE"], "w", encoding="utf-8") as fh:
-            json.dump(self.runs, fh)
-'''
-
-
-def _usual_playbook() -> str:
-    # Paths and passwords come from the fleet's inventory (sne_guichet_stores: path and type of
-    # every store of the host, sne_guichet_config_files, sne_guichet_search_paths...), as an
-    # admin's inventory would give them; what identifies V4 (aliases, file names) comes from
-    # usual-vars.json, read on one reference host.
-    return r"""---
-# The fleet rotation V4 -> V5 as written without sne.guichet. java_cert finds entries by ALIAS
-# and the files are named by hand: the V4 aliases and file names (usual_*) were read on ONE
-# reference host; a host that holds V4 under another name keeps it.
-- name: Rotate the SNE certificate the usual way
-  hosts: guichets
-  gather_facts: false
-  vars:
-    java_stores: "{{ sne_guichet_stores | selectattr('type', 'in', ['jks', 'pkcs12']) | list }}"
-    pem_files: >-
-      {{ sne_guichet_stores | selectattr('type', 'equalto', 'pem') | map(attribute='path') | list }}
-    der_files: >-
-      {{ sne_guichet_stores | selectattr('type', 'equalto', 'der') | map(attribute='path') | list }}
-    pem_dirs: >-
-      {{ sne_guichet_stores | selectattr('type', 'equalto', 'pem_dir') | map(attribute='path') | list }}
-    anchors: "{{ sne_guichet_stores | selectattr('type', 'equalto', 'debian') | list }}"
-  tasks:
-    # Keystores first: a host whose keystore cannot be opened fails before any file is touched.
-    - name: Keystores - add V5 and its authority (one java_cert per certificate per keystore)
-      community.general.java_cert:
-        keystore_path: "{{ item.0.path }}"
-        keystore_type: "{{ item.0.type | upper }}"
-        keystore_pass: "{{ item.0.password }}"
-        cert_alias: "{{ item.1.alias }}"
-        cert_content: "{{ lookup('ansible.builtin.file', item.1.pem) }}"
-        state: present
-      loop: "{{ java_stores | product(usual_new_certs) | list }}"
-      loop_control:
-        label: "{{ item.0.path | basename }} {{ item.1.alias }}"
-      notify: Reload the guichet
-
-    - name: Keystores - remove V4 and its authority, by alias
-      community.general.java_cert:
-        keystore_path: "{{ item.0.path }}"
-        keystore_type: "{{ item.0.type | upper }}"
-        keystore_pass: "{{ item.0.password }}"
-        cert_alias: "{{ item.1 }}"
-        state: absent
-      loop: "{{ java_stores | product(usual_v4_aliases) | list }}"
-      loop_control:
-        label: "{{ item.0.path | basename }} {{ item.1 }}"
-      notify: Reload the guichet
-
-    - name: PEM bundle - the V5 bundle (comment line and partner authority kept)
-      ansible.builtin.copy:
-        src: "{{ usual_bundle_src }}"
-        dest: "{{ item }}"
-        mode: "0644"
-      loop: "{{ pem_files }}"
-      notify: Reload the guichet
-
-    - name: DER certificate - V5
-      ansible.builtin.copy:
-        src: "{{ usual_der_src }}"
-        dest: "{{ item }}"
-        mode: "0644"
-      loop: "{{ der_files }}"
-      notify: Reload the guichet
-
-    - name: PEM folder - copy V5 and its authority
-      ansible.builtin.copy:
-        src: "{{ item.1.pem }}"
-        dest: "{{ item.0 }}/{{ item.1.alias }}.pem"
-        mode: "0644"
-      loop: "{{ pem_dirs | product(usual_new_certs) | list }}"
-      loop_control:
-        label: "{{ item.1.alias }}"
-      notify: Rehash the PEM folder
-
-    - name: PEM folder - remove V4 and its authority, by file name
-      ansible.builtin.file:
-        path: "{{ item.0 }}/{{ item.1 }}"
-        state: absent
-      loop: "{{ pem_dirs | product(usual_pem_dir_v4_files) | list }}"
-      notify: Rehash the PEM folder
-
-    - name: Trust anchors - copy AC V5
-      ansible.builtin.copy:
-        src: "{{ usual_anchor.pem }}"
-        dest: "{{ item.path }}/{{ usual_anchor.file }}"
-        mode: "0644"
-      loop: "{{ anchors }}"
-      loop_control:
-        label: "{{ item.path }}"
-      notify: Refresh the trust anchors
-
-    - name: Trust anchors - remove AC V4, by file name
-      ansible.builtin.file:
-        path: "{{ item.0.path }}/{{ item.1 }}"
-        state: absent
-      loop: "{{ anchors | product(usual_anchors_v4_files) | list }}"
-      loop_control:
-        label: "{{ item.1 }}"
-      notify: Refresh the trust anchors
-
-    - name: Configuration - point at V5
-      ansible.builtin.replace:
-        path: "{{ item.path }}"
-        regexp: "{{ item.regexp }}"
-        replace: "{{ item.replace }}"
-      loop: "{{ sne_guichet_config_files }}"
-      loop_control:
-        label: "{{ item.path | basename }} {{ item.regexp }}"
-      notify: Reload the guichet
-
-    - name: Stray copies - look for V4 files by name
-      ansible.builtin.find:
-        paths: "{{ sne_guichet_search_paths }}"
-        patterns: "{{ usual_stray_patterns }}"
-        file_type: file
-        recurse: true
-      register: usual_strays
-
-    - name: Stray copies - make their quarantine folders
-      ansible.builtin.file:
-        path: "{{ (sne_guichet_quarantine_dir ~ item.path) | dirname }}"
-        state: directory
-        mode: "0700"
-      loop: "{{ usual_strays.files }}"
-      loop_control:
-        label: "{{ item.path }}"
-
-    - name: Stray copies - move them into quarantine (under their original path)
-      ansible.builtin.command:
-        argv: [mv, --no-clobber, --, "{{ item.path }}", "{{ sne_guichet_quarantine_dir }}{{ item.path }}"]
-        removes: "{{ item.path }}"
-      loop: "{{ usual_strays.files }}"
-      loop_control:
-        label: "{{ item.path }}"
-
-  handlers:
-    - name: Rehash the PEM folder
-      ansible.builtin.command:
-        argv: [openssl, rehash, "{{ item }}"]
-      loop: "{{ pem_dirs }}"
-      changed_when: true
-
-    - name: Refresh the trust anchors
-      ansible.builtin.command:
-        argv: ["{{ item.refresh | default('update-ca-certificates') }}"]
-      loop: "{{ anchors }}"
-      loop_control:
-        label: "{{ item.path }}"
-      changed_when: true
-
-    - name: Reload the guichet
-      ansible.builtin.command:
-        argv: "{{ item }}"
-      loop: "{{ sne_guichet_reload_commands }}"
-      changed_when: true
-"""
+FILES = Path(__file__).resolve().parent / "fleet_files"
+USUAL_BOOK = FILES / "usual-rotate.yml"     # the rotation as written without this collection
+CALLBACKS = FILES / "callback_plugins"      # bench_tally: module executions per host
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,6 +156,8 @@ class PlayRun:
     recap: Dict[str, Dict[str, int]]       # PLAY RECAP, per host
     runs: Dict[str, int]                   # module executions per host (callback)
     log: Path
+    peak_mib: float = 0.0                  # largest controller process (ru_maxrss of the children)
+    load: float = 0.0                      # highest 1-min load average seen during the run
 
 
 @dataclass
@@ -359,11 +169,32 @@ class Check:
 
 @dataclass
 class Result:
-    first: PlayRun
-    rerun: PlayRun
+    tag: str                               # ours-on, ours-off, usual, audit
+    label: str
+    runs: List[PlayRun]                    # first run, re-run (audit: one run)
     checks: List[Check]
+    async_on: bool = False
+    audit: Optional[Result] = None       # ours: the audit of the rotated fleet
     problems: List[str] = field(default_factory=list)
     missed: Dict[str, List[str]] = field(default_factory=dict)   # usual: odd-alias hosts left with V4
+
+
+# Run one command, report its wall time, the peak RSS of its largest process and the load.
+_MEASURE = r"""
+import json, os, resource, subprocess, sys, threading, time
+out, cmd = sys.argv[1], sys.argv[2:]
+loads, done = [os.getloadavg()[0]], threading.Event()
+def sample():
+    while not done.wait(2.0):
+        loads.append(os.getloadavg()[0])
+threading.Thread(target=sample, daemon=True).start()
+start = time.perf_counter()
+rc = subprocess.call(cmd)
+seconds = time.perf_counter() - start
+done.set()
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+json.dump({"rc": rc, "seconds": seconds, "peak_mib": peak, "load": max(loads)}, open(out, "w"))
+"""
 
 
 def parse_recap(text: str) -> Dict[str, Dict[str, int]]:
@@ -376,17 +207,30 @@ def parse_recap(text: str) -> Dict[str, Dict[str, int]]:
     return recap
 
 
+def measured(cmd: Sequence[str], env: Dict[str, str], cwd: Path, log: Path) -> Dict[str, Any]:
+    figures = log.with_suffix(".measure.json")
+    with open(log, "w", encoding="utf-8") as out:
+        subprocess.run([sys.executable, "-c", _MEASURE, str(figures), *cmd], stdout=out,
+                       stderr=subprocess.STDOUT, cwd=cwd, env=env, check=False)
+    return json.loads(figures.read_text())
+
+
 def play(work: Path, env: Dict[str, str], inventory: Path, playbook: str, forks: int,
          log: Path, extra: Sequence[str] = ()) -> PlayRun:
     tally = log.with_suffix(".runs.json")
     cmd = [str(kb.ANSIBLE_PLAYBOOK), "-i", str(inventory), playbook, "--forks", str(forks), *extra]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=work, check=False,
-                          env=dict(env, BENCH_TALLY_FILE=str(tally)))
-    seconds = time.perf_counter() - start
-    log.write_text(proc.stdout + proc.stderr)
+    m = measured(cmd, dict(env, BENCH_TALLY_FILE=str(tally)), work, log)
     runs = json.loads(tally.read_text()) if tally.exists() else {}
-    return PlayRun(seconds, proc.returncode, parse_recap(proc.stdout), runs, log)
+    return PlayRun(m["seconds"], m["rc"], parse_recap(log.read_text()), runs, log, m["peak_mib"], m["load"])
+
+
+def floor(work: Path, env: Dict[str, str], inventory: Path, forks: int, log: Path) -> PlayRun:
+    """``ansible -m ping`` of the same hosts, same forks and settings: the cost of one module run."""
+    cmd = [str(kb.ANSIBLE_PLAYBOOK.with_name("ansible")), "-i", str(inventory), "guichets",
+           "-m", "ansible.builtin.ping", "--forks", str(forks)]
+    m = measured(cmd, dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.oneline"), work, log)
+    ok = {line.split(" | ", 1)[0]: 1 for line in log.read_text().splitlines() if " | SUCCESS" in line}
+    return PlayRun(m["seconds"], m["rc"], {}, ok, log, m["peak_mib"], m["load"])
 
 
 def check_fleet(outdir: Path, snap: Path, log: Path) -> Check:
@@ -404,7 +248,7 @@ def judge(approach: str, fleet: Dict[str, Any], res: Result) -> None:
     """Fill res.problems (unexpected outcomes) and res.missed (the usual play's known miss)."""
     kinds = {name: h["kind"] for name, h in fleet["hosts"].items()}
     odd = {n for n, k in kinds.items() if k == "odd_alias"}
-    for phase, run in (("first", res.first), ("re-run", res.rerun)):
+    for phase, run in zip(("first", "re-run"), res.runs):
         if set(kinds) - set(run.recap):
             res.problems.append("%s: hosts missing from the PLAY RECAP (rc %d, see %s)"
                                 % (phase, run.rc, run.log))
@@ -430,49 +274,130 @@ def judge(approach: str, fleet: Dict[str, Any], res: Result) -> None:
                 res.problems.append("check_fleet after %s: %s: %s" % (phase, name, "; ".join(probs[:3])))
 
 
-def run_approach(approach: str, n: int, work: Path, pki: Path, env: Dict[str, str], forks: int,
-                 usual_book: Path) -> Result:
-    base = work / ("n%d" % n) / approach
+def judge_probe(fleet: Dict[str, Any], res: Result, report_dir: Path) -> None:
+    """With the asynchronous check on: every host but the broken one passed it (report.json)."""
+    path = report_dir / GENERATION / "report.json"
+    try:
+        hosts = {h["host"]: h for h in json.loads(path.read_text())["hosts"]}
+    except (OSError, ValueError, KeyError) as exc:
+        res.problems.append("no fleet report %s: %s" % (path, exc))
+        return
+    for name, h in sorted(fleet["hosts"].items()):
+        status = (hosts.get(name) or {}).get("probe", {}).get("status")
+        if h["kind"] != "broken" and status != "passed":
+            res.problems.append("asynchronous check of %s: %s, not passed" % (name, status))
+
+
+def fresh_fleet(base: Path, n: int, pki: Path) -> Tuple[Dict[str, Any], Path, Path]:
     outdir = base / "fleet"
-    t0 = time.perf_counter()
     fleet = build_fleet(outdir, n, pki)
     snap = base / "baseline.json"
     kb.run([sys.executable, str(CHECK_FLEET), str(outdir), "--snapshot", str(snap)])
-    extra: List[str] = []
+    return fleet, outdir, snap
+
+
+def async_vars(inventory: Path, url: Optional[str], timeout: float) -> None:
+    """The asynchronous check's settings, as the integration test writes them (None: off)."""
+    path = inventory / "group_vars" / "all" / "sne_async.yml"
+    if url is None:
+        path.write_text("---\nsne_async_check_enabled: false\n")
+        return
+    path.write_text("---\nsne_async_check_enabled: true\nsne_guichet_async_transport: http\n"
+                    "sne_guichet_async_http: {url: \"%s\"}\n"
+                    "sne_guichet_async_certificate: {path: \"{{ sne_guichet_root }}/opt/guichet/conf/"
+                    "Chiffrement_SNE{{ sne_generation }}.cer\", type: der}\n"
+                    "async_check_timeout: %s\nasync_check_poll_interval: 0.5\n" % (url, timeout))
+
+
+def run_rotation(approach: str, n: int, work: Path, pki: Path, env: Dict[str, str], forks: int,
+                 url: Optional[str], delay: float) -> Result:
+    """A first run and a re-run on a fresh fleet; ``url``: the asynchronous check on, to the SNE there."""
+    tag = approach if approach == "usual" else "ours-%s" % ("on" if url else "off")
+    base = work / ("n%d" % n) / tag
+    t0 = time.perf_counter()
+    fleet, outdir, snap = fresh_fleet(base, n, pki)
+    extra: List[str] = ["-e", "sne_report_dir=" + str(base / "reports")]
     book = "sne.guichet.rotate"
     if approach == "usual":
         (base / "usual-vars.json").write_text(json.dumps(usual_inputs(fleet, base), indent=1))
-        extra, book = ["-e", "@" + str(base / "usual-vars.json")], str(usual_book)
-    print("bench: N=%d %-5s fleet built in %.1f s" % (n, approach, time.perf_counter() - t0), flush=True)
-    inventory = outdir / "inventory"
-    runs, checks = [], []
+        extra, book = ["-e", "@" + str(base / "usual-vars.json")], str(USUAL_BOOK)
+    else:
+        async_vars(outdir / "inventory", url, max(60.0, 4 * delay))
+    print("bench: N=%d %-8s fleet built in %.1f s" % (n, tag, time.perf_counter() - t0), flush=True)
+    res = Result(tag, LABELS[tag], [], [], async_on=bool(url))
     for phase in ("first", "rerun"):
-        r = play(work, env, inventory, book, forks, base / ("%s.log" % phase), extra)
+        r = play(work, env, outdir / "inventory", book, forks, base / ("%s.log" % phase), extra)
         c = check_fleet(outdir, snap, base / ("check-%s.log" % phase))
-        runs.append(r)
-        checks.append(c)
+        res.runs.append(r)
+        res.checks.append(c)
+        if url and approach == "ours":
+            judge_probe(fleet, res, base / "reports")
         guichets = [h for h in r.recap if h in fleet["hosts"]]
-        print("bench: N=%d %-5s %-5s %7.1f s  rc %d, changed on %d/%d hosts, check_fleet: %d mismatch"
-              % (n, approach, phase, r.seconds, r.rc, sum(1 for h in guichets if r.recap[h]["changed"]),
-                 len(fleet["hosts"]), len(c.failing)), flush=True)
-    res = Result(runs[0], runs[1], checks)
+        print("bench: N=%d %-8s %-5s %7.1f s  rc %d, changed on %d/%d hosts, check_fleet: %d mismatch, "
+              "%.1f runs/host" % (n, tag, phase, r.seconds, r.rc,
+                                  sum(1 for h in guichets if r.recap[h]["changed"]), len(fleet["hosts"]),
+                                  len(c.failing), per_host(r, sorted(fleet["hosts"]))), flush=True)
     judge(approach, fleet, res)
+    if approach == "ours" and url:   # audit the rotated fleet (read-only), once per size
+        r = play(work, env, outdir / "inventory", "sne.guichet.audit", forks, base / "audit.log",
+                 ["-e", "sne_report_dir=" + str(base / "reports")])
+        audit = Result("audit", LABELS["audit"], [r], [])
+        missing = set(fleet["hosts"]) - set(r.recap)
+        if missing or r.rc not in (0, 2):
+            audit.problems.append("audit: rc %d, %d hosts missing from the PLAY RECAP (see %s)"
+                                  % (r.rc, len(missing), r.log))
+        if any(x["changed"] for x in r.recap.values()):
+            audit.problems.append("audit changed something (see %s)" % r.log)
+        print("bench: N=%d %-8s audit %7.1f s  rc %d, %.1f runs/host" % (
+            n, tag, r.seconds, r.rc, per_host(r, sorted(fleet["hosts"]))), flush=True)
+        res.audit = audit
     return res
+
+
+# --------------------------------------------------------------------------------------------
+# The SNE simulator (asynchronous check on)
+# --------------------------------------------------------------------------------------------
+
+def start_simulator(work: Path, pki: Path, delay: float) -> str:
+    state = work / "sne"
+    config = work / "sne.json"
+    config.write_text(json.dumps({
+        "current": {"generation": "V5", "certificate": str(pki / "chiffrement-v5.pem"),
+                    "key": str(pki / "chiffrement-v5.key")},
+        "revoked": [{"generation": "V4", "certificate": str(pki / "chiffrement-v4.pem"),
+                     "key": str(pki / "chiffrement-v4.key")}],
+        "delay_seconds": delay, "transports": {"http": {"port": 0}}}))
+    kb.run([sys.executable, str(SIMULATOR), "start", "--config", str(config), "--state-dir", str(state),
+            "--lifetime", str(6 * 3600)])
+    return json.loads((state / "simulator.json").read_text())["http"]["url"]
+
+
+def stop_simulator(work: Path) -> None:
+    kb.run([sys.executable, str(SIMULATOR), "stop", "--state-dir", str(work / "sne")], check=False)
 
 
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
 
-def per_host(run: PlayRun, hosts: Sequence[str], what: str) -> float:
+def per_host(run: PlayRun, hosts: Sequence[str], what: str = "runs") -> float:
     if what == "runs":
         return statistics.mean(run.runs.get(h, 0) for h in hosts)
     tasks = [run.recap[h]["ok"] + run.recap[h]["failed"] for h in hosts if h in run.recap]
     return statistics.mean(tasks or [0])
 
 
-def pair(res: Result, hosts: Sequence[str], what: str) -> str:
-    return "%.1f / %.1f" % (per_host(res.first, hosts, what), per_host(res.rerun, hosts, what))
+# The issue's budget: module runs per host allowed, and the multiple of the floor per module run
+# (first run and audit 1.5, re-run 1.2: rotate 4 runs with the split probe, 2 with the check off).
+BUDGET = {"ours-on": 4, "ours-off": 2, "audit": 2}
+FACTOR = {"first run": 1.5, "re-run": 1.2, "": 1.5}
+
+
+def target(res: Result, phase: str, base: PlayRun, batches: int, delay: float) -> float:
+    """Seconds the run may take: factor x floor x the budget of module runs per host, + the SNE's
+    delay once per batch with the asynchronous check on."""
+    return (FACTOR[phase] * base.seconds * BUDGET[res.tag]
+            + (delay * batches if res.async_on else 0.0))
 
 
 def parse_sizes(text: str) -> List[int]:
@@ -485,13 +410,75 @@ def parse_sizes(text: str) -> List[int]:
     return sizes
 
 
+ROW = "%5s  %-54s %7s %7s %10s %10s %7s %5s  %s"
+
+
+def table_row(n: int, res: Result, phase: str, run: PlayRun, base: PlayRun, hosts: Sequence[str],
+              delay: float, verdict: str) -> str:
+    runs, goal, within = per_host(run, hosts), "", ""
+    if res.tag in BUDGET:
+        seconds = target(res, phase, base, 1, delay)
+        goal = "%.0f %s" % (seconds, "<=" if run.seconds <= seconds else "MISS")
+        within = " <=" if runs <= BUDGET[res.tag] + 0.05 else " MISS"
+    return ROW % (n, "%s, %s" % (res.label, phase) if phase else res.label, "%.1f" % run.seconds,
+                  "%.1f" % (run.seconds / base.seconds), "%.2f%s" % (runs, within), goal,
+                  "%.0f" % run.peak_mib, "%.1f" % run.load, verdict)
+
+
+def print_table(sizes: List[int], floors: Dict[int, PlayRun], results: Dict[int, List[Result]],
+                hosts_of: Dict[int, List[str]], forks: int, delay: float) -> List[str]:
+    failures: List[str] = []
+    print()
+    print("Fleet rotation V4 -> V5, local connection, pipelining, --forks %d, fresh fleets, one run each;"
+          % forks)
+    print("asynchronous check on: SNE simulator over HTTP, returns after %g s" % delay)
+    print(ROW % ("N", "run", "wall s", "x floor", "runs/h", "target s", "peakMiB", "load", "verified"))
+    for n in sizes:
+        hosts, base = hosts_of[n], floors[n]
+        print(ROW % (n, "floor: ansible -m ping", "%.1f" % base.seconds, "1.0",
+                     "%.2f" % per_host(base, hosts), "", "%.0f" % base.peak_mib, "%.1f" % base.load,
+                     "ok" if base.rc == 0 else "rc %d" % base.rc))
+        for res in results[n]:
+            failures += ["N=%d %s: %s" % (n, res.label, p) for p in res.problems]
+            verdict = ("PROBLEM" if res.problems else
+                       "ok" if not res.missed else "%d host missed" % len(res.missed))
+            for phase, run in zip(("first run", "re-run"), res.runs):
+                print(table_row(n, res, phase, run, base, hosts, delay, verdict))
+            if res.audit is not None:
+                failures += ["N=%d %s: %s" % (n, res.audit.label, p) for p in res.audit.problems]
+                print(table_row(n, res.audit, "", res.audit.runs[0], base, hosts, delay,
+                                "PROBLEM" if res.audit.problems else "ok"))
+        by = {r.tag: r for r in results[n]}
+        ours, usual = by.get("ours-off"), by.get("usual")
+        if ours and usual:
+            print(ROW % ("", "ratio usual / ours (asynchronous check off)",
+                         "%.1fx" % (usual.runs[0].seconds / ours.runs[0].seconds),
+                         "%.1fx" % (usual.runs[1].seconds / ours.runs[1].seconds), "", "", "", "",
+                         "first run, re-run"))
+    print("(x floor: wall time / the floor's; runs/h: module executions per managed host, callback-counted")
+    print(" (loop items count, controller-only tasks don't; the run-once report counts for one host);")
+    print(" runs/h <= budget: rotate 4 (split probe), 2 with the check off, audit 2; target: 1.5 x floor")
+    print(" x budget (re-run 1.2 x), + the SNE delay once (one batch) with the asynchronous check on;")
+    print(" peakMiB: largest controller process; load: highest 1-min load average during the run)")
+    for n in sizes:
+        for res in results[n]:
+            for name, probs in sorted(res.missed.items()):
+                print("N=%d usual MISSED %s (V4 under an alias the usual play was not told): %s"
+                      % (n, name, "; ".join(probs)))
+    return failures
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--sizes", type=parse_sizes, default=list(DEFAULT_SIZES),
-                    help="fleet sizes, comma-separated (default 50,200)")
+                    help="fleet sizes, comma-separated (default 50,200,1000)")
     ap.add_argument("--quick", action="store_true", help="smoke run: --sizes 10,30")
     ap.add_argument("--forks", type=int, default=10,
-                    help="ansible-playbook --forks, the same for both approaches (default 10)")
+                    help="--forks of every run, the floor's included (default 10)")
+    ap.add_argument("--usual-up-to", type=int, default=200,
+                    help="run the usual playbook and ours with the check off up to this size (default 200)")
+    ap.add_argument("--delay", type=float, default=5.0,
+                    help="seconds the simulated SNE takes to return a message (default 5)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".build" / "bench-fleet",
                     help="scratch folder, emptied first (default .build/bench-fleet)")
     args = ap.parse_args(argv)
@@ -507,6 +494,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if shutil.which(tool) is None:
             raise SystemExit("%s is needed (scripts/bootstrap.sh installs it)" % tool)
     print("bench: " + kb.bench_versions(), flush=True)
+    print("bench: %d cores, load average %s" % (os.cpu_count() or 0,
+                                                " ".join("%.1f" % x for x in os.getloadavg())), flush=True)
 
     work: Path = args.workdir.resolve()
     shutil.rmtree(work, ignore_errors=True)
@@ -515,55 +504,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pki = work / "pki"
     kb.run([sys.executable, str(MAKE_PKI), str(pki)])
     env = kb.ansible_env(work)
-    callbacks = work / "callback_plugins"
-    callbacks.mkdir()
-    (callbacks / "bench_tally.py").write_text(TALLY_CALLBACK)
-    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_PLUGINS=str(callbacks),
+    env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
                ANSIBLE_CALLBACKS_ENABLED="bench_tally", ANSIBLE_HOST_KEY_CHECKING="False")
-    usual_book = work / "usual.yml"
-    usual_book.write_text(_usual_playbook())
-
-    results: Dict[int, Dict[str, Result]] = {}
+    url = start_simulator(work, pki, args.delay)
+    floors: Dict[int, PlayRun] = {}
+    results: Dict[int, List[Result]] = {}
     hosts_of: Dict[int, List[str]] = {}
-    for i, n in enumerate(sizes):
-        order = APPROACHES if i % 2 == 0 else tuple(reversed(APPROACHES))
-        results[n] = {a: run_approach(a, n, work, pki, env, args.forks, usual_book) for a in order}
-        hosts_of[n] = sorted(json.loads((work / ("n%d" % n) / "ours" / "fleet" / "fleet.json")
-                                        .read_text())["hosts"])
-
-    print()
-    print("Fleet rotation V4 -> V5, local connection, pipelining, --forks %d, fresh fleets, one run each"
-          % args.forks)
-    row = "%5s  %-40s %8s %9s %18s %14s  %s"
-    print(row % ("N", "approach", "first s", "re-run s", "module runs/host", "tasks/host", "verified"))
-    failures: List[str] = []
-    for n in sizes:
-        hosts = hosts_of[n]
-        for a in APPROACHES:
-            r = results[n][a]
-            failures += ["N=%d %s: %s" % (n, a, p) for p in r.problems]
-            verdict = "ok" if not r.missed else "%d host missed" % len(r.missed)
-            print(row % (n, LABELS[a], "%.1f" % r.first.seconds, "%.1f" % r.rerun.seconds,
-                         pair(r, hosts, "runs"), pair(r, hosts, "tasks"),
-                         "PROBLEM" if r.problems else verdict))
-        o, u = results[n]["ours"], results[n]["usual"]
-        print(row % ("", "ratio usual / ours", "%.1fx" % (u.first.seconds / o.first.seconds),
-                     "%.1fx" % (u.rerun.seconds / o.rerun.seconds),
-                     "%.1fx / %.1fx" % (per_host(u.first, hosts, "runs") / per_host(o.first, hosts, "runs"),
-                                        per_host(u.rerun, hosts, "runs") / per_host(o.rerun, hosts, "runs")),
-                     "", ""))
-    print("(module runs/host: module executions on each managed host, loop items counted, controller-only")
-    print(" tasks not; tasks/host: PLAY RECAP ok+failed (ok includes changed); first run / re-run, mean")
-    print(" over all hosts; re-run of ours: changed=0 on every host of the PLAY RECAP)")
-    print("verified: check_fleet.py --expect rotated --baseline after each run (the broken host must fail")
-    print(" and stay byte-identical with both approaches; ours must pass on every other host)")
-    for n in sizes:
-        rerun_changed = sorted(h for h, r in results[n]["usual"].rerun.recap.items() if r["changed"])
-        if rerun_changed:
-            print("N=%d usual re-run: changed>0 on %s" % (n, ", ".join(rerun_changed)))
-        for name, probs in sorted(results[n]["usual"].missed.items()):
-            print("N=%d usual MISSED %s (V4 under an alias the usual play was not told): %s"
-                  % (n, name, "; ".join(probs)))
+    try:
+        for n in sizes:
+            plan = [("ours", url)]
+            if n <= args.usual_up_to:
+                plan += [("ours", None), ("usual", None)]
+            results[n] = []
+            for i, (approach, on) in enumerate(plan):
+                results[n].append(run_rotation(approach, n, work, pki, env, args.forks, on, args.delay))
+                if i == 0:   # the floor, on the first fleet of this size (same hosts, same settings)
+                    inventory = work / ("n%d" % n) / "ours-on" / "fleet" / "inventory"
+                    floors[n] = floor(work, env, inventory, args.forks, work / ("n%d" % n) / "floor.log")
+                    hosts_of[n] = sorted(json.loads((inventory.parent / "fleet.json").read_text())["hosts"])
+                    print("bench: N=%d floor %.1f s (ping, %d hosts answered)"
+                          % (n, floors[n].seconds, len(floors[n].runs)), flush=True)
+    finally:
+        stop_simulator(work)
+    failures = print_table(sizes, floors, results, hosts_of, args.forks, args.delay)
     print("verified after every run: %s" % ("OK" if not failures else "%d PROBLEMS" % len(failures)))
     for f in failures:
         print("  " + f, file=sys.stderr)
