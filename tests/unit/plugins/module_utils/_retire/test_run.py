@@ -191,6 +191,43 @@ def test_a_file_locked_by_another_run_stops_the_run_before_anything(tree):
     assert error is None and result["changed"]
 
 
+def _one_run(params, start, results):
+    start.wait(BOUND)
+    try:
+        results.put(retire(params))
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        results.put(({}, "crashed: %r" % exc))
+
+
+def test_two_runs_at_once_take_turns_and_nothing_is_lost_or_done_twice(tree):
+    """Two retire runs of one run_id started together: one moves and rewrites, the other waits
+    for the locks and then finds nothing left to do; every stray is in quarantine once, the
+    configuration rewritten once (one manifest line), no error."""
+    strays = {}
+    for path in tree.strays:
+        with open(path, "rb") as handle:
+            strays[path] = handle.read()
+    start, results = FORK.Event(), FORK.Queue()
+    children = [FORK.Process(target=_one_run, args=(tree.params(lock_timeout=BOUND), start, results))
+                for _ in range(2)]
+    for child in children:
+        child.start()
+    start.set()
+    outcomes = [results.get(timeout=BOUND) for _ in children]
+    for child in children:
+        child.join(BOUND)
+    assert [error for _result, error in outcomes] == [None, None]
+    moved = sorted(p for result, _e in outcomes for p in result["quarantined"])
+    assert moved == sorted(tree.strays)  # each stray moved by exactly one of the runs
+    assert sorted(len(result["config_rewritten"]) for result, _e in outcomes) == [0, 1]
+    for path, data in strays.items():
+        with open(tree.place(path), "rb") as handle:
+            assert handle.read() == data
+    with open(tree.config, "rb") as handle:
+        assert handle.read() == tree.new_config()
+    assert [line["path"] for line in tree.manifest()] == [tree.config]
+
+
 def test_the_first_failed_write_stops_the_run_and_says_what_was_done(tree, monkeypatch):
     with open(tree.strays[1], "rb") as handle:
         data = handle.read()
