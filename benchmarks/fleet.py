@@ -175,6 +175,7 @@ class Result:
     checks: List[Check]
     async_on: bool = False
     audit: Optional[Result] = None       # ours: the audit of the rotated fleet
+    floor: Optional[PlayRun] = None        # the floor, measured on this fleet before its first run
     problems: List[str] = field(default_factory=list)
     missed: Dict[str, List[str]] = field(default_factory=dict)   # usual: odd-alias hosts left with V4
 
@@ -310,7 +311,7 @@ def async_vars(inventory: Path, url: Optional[str], timeout: float) -> None:
 
 
 def run_rotation(approach: str, n: int, work: Path, pki: Path, env: Dict[str, str], forks: int,
-                 url: Optional[str], delay: float) -> Result:
+                 url: Optional[str], delay: float, with_floor: bool = False, rerun: bool = True) -> Result:
     """A first run and a re-run on a fresh fleet; ``url``: the asynchronous check on, to the SNE there."""
     tag = approach if approach == "usual" else "ours-%s" % ("on" if url else "off")
     base = work / ("n%d" % n) / tag
@@ -325,7 +326,11 @@ def run_rotation(approach: str, n: int, work: Path, pki: Path, env: Dict[str, st
         async_vars(outdir / "inventory", url, max(60.0, 4 * delay))
     print("bench: N=%d %-8s fleet built in %.1f s" % (n, tag, time.perf_counter() - t0), flush=True)
     res = Result(tag, LABELS[tag], [], [], async_on=bool(url))
-    for phase in ("first", "rerun"):
+    if with_floor:  # on this fleet before any run: the same hosts, the same settings
+        res.floor = floor(work, env, outdir / "inventory", forks, work / ("n%d" % n) / "floor.log")
+        print("bench: N=%d floor %.1f s (ping, %d hosts answered)"
+              % (n, res.floor.seconds, len(res.floor.runs)), flush=True)
+    for phase in ("first", "rerun") if rerun else ("first",):
         r = play(work, env, outdir / "inventory", book, forks, base / ("%s.log" % phase), extra)
         c = check_fleet(outdir, snap, base / ("check-%s.log" % phase))
         res.runs.append(r)
@@ -477,6 +482,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="--forks of every run, the floor's included (default 10)")
     ap.add_argument("--usual-up-to", type=int, default=200,
                     help="run the usual playbook and ours with the check off up to this size (default 200)")
+    ap.add_argument("--rerun-up-to", type=int, default=None,
+                    help="re-run ours only up to this size (default: every size); above it, first run "
+                         "and audit only")
     ap.add_argument("--delay", type=float, default=5.0,
                     help="seconds the simulated SNE takes to return a message (default 5)")
     ap.add_argument("--workdir", type=Path, default=ROOT / ".build" / "bench-fleet",
@@ -517,13 +525,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 plan += [("ours", None), ("usual", None)]
             results[n] = []
             for i, (approach, on) in enumerate(plan):
-                results[n].append(run_rotation(approach, n, work, pki, env, args.forks, on, args.delay))
-                if i == 0:   # the floor, on the first fleet of this size (same hosts, same settings)
-                    inventory = work / ("n%d" % n) / "ours-on" / "fleet" / "inventory"
-                    floors[n] = floor(work, env, inventory, args.forks, work / ("n%d" % n) / "floor.log")
-                    hosts_of[n] = sorted(json.loads((inventory.parent / "fleet.json").read_text())["hosts"])
-                    print("bench: N=%d floor %.1f s (ping, %d hosts answered)"
-                          % (n, floors[n].seconds, len(floors[n].runs)), flush=True)
+                res = run_rotation(approach, n, work, pki, env, args.forks, on, args.delay, with_floor=i == 0,
+                                   rerun=args.rerun_up_to is None or n <= args.rerun_up_to)
+                results[n].append(res)
+                if res.floor is not None:
+                    floors[n] = res.floor
+                    hosts_of[n] = sorted(json.loads((work / ("n%d" % n) / res.tag / "fleet" / "fleet.json")
+                                                    .read_text())["hosts"])
     finally:
         stop_simulator(work)
     failures = print_table(sizes, floors, results, hosts_of, args.forks, args.delay)
