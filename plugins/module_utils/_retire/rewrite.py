@@ -33,7 +33,6 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     ArgumentError,
     StoreError,
 )
-
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
     Backups,
     atomic_write,

@@ -35,7 +35,8 @@ def test_a_sent_message_never_waited_for_is_an_error_not_a_pass():
         outcome = probe_outcome(SENT, wait, SKIPPED, SKIPPED)
         assert outcome["status"] == "error" and outcome["code"] == "await", wait
         assert "SNEPROBE-g1-1" in outcome["msg"]
-    assert "connect refused" in probe_outcome(SENT, {"unreachable": True, "msg": "ssh: connect refused"})["msg"]
+    unreachable = {"unreachable": True, "msg": "ssh: connect refused"}
+    assert "connect refused" in probe_outcome(SENT, unreachable)["msg"]
 
 
 def test_the_controller_s_phases_replace_the_host_s():

@@ -207,7 +207,8 @@ def crash_run(mode, pki, base, full):
             third = run_child(case.tree, case.dir, rerun_id, cross=cross)
             assert third["outcome"][1] is None and not third["outcome"][0]["changed"], third
         except AssertionError as exc:
-            failures.append("killed %s call %s: %s" % (side, calls[kill_at - 1], str(exc).split("\n")[0]))
+            first_line = str(exc).split("\n", maxsplit=1)[0]
+            failures.append("killed %s call %s: %s" % (side, calls[kill_at - 1], first_line))
         shutil.rmtree(case.dir)
     assert not failures, "%s: %d of %d kills failed:\n%s" % (mode, len(failures), len(points),
                                                              "\n".join(failures[:40]))

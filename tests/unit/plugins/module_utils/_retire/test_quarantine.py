@@ -129,7 +129,7 @@ def test_across_file_systems_a_durable_copy_then_the_original_removed(host, monk
     assert facts(move.place) == before
     assert len(fsynced) >= 3  # the copy, its folder, the source's folder
     # the copy was made outside the run's folder (a rollback never sees half a copy)
-    assert any(os.path.dirname(src) == os.path.join(host["q"], STAGING) for src, _ in calls[1:])
+    assert any(os.path.dirname(src) == os.path.join(host["q"], STAGING) for src, _dst in calls[1:])
     assert os.listdir(os.path.join(host["q"], STAGING)) == []
     assert everything(os.path.join(host["q"], RUN))[-1] == move.place.split(RUN + "/", 1)[1]
 

@@ -209,11 +209,11 @@ def test_two_runs_at_once_take_turns_and_nothing_is_lost_or_done_twice(tree):
             strays[path] = handle.read()
     start, results = FORK.Event(), FORK.Queue()
     children = [FORK.Process(target=_one_run, args=(tree.params(lock_timeout=BOUND), start, results))
-                for _ in range(2)]
+                for _n in range(2)]
     for child in children:
         child.start()
     start.set()
-    outcomes = [results.get(timeout=BOUND) for _ in children]
+    outcomes = [results.get(timeout=BOUND) for _child in children]
     for child in children:
         child.join(BOUND)
     assert [error for _result, error in outcomes] == [None, None]
