@@ -56,10 +56,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import keystores as kb  # noqa: E402
 
 ROOT = kb.ROOT
-MAKE_PKI = ROOT / "tests" / "pki" / "make_pki.py"
+MAKE_PKI = ROOT / "roles" / "simulate" / "files" / "make_pki.py"
+TEST_KEYS = ROOT / "tests" / "pki" / "keys"
 MAKE_FLEET = ROOT / "tests" / "fleet" / "make_fleet.py"
 CHECK_FLEET = ROOT / "tests" / "fleet" / "check_fleet.py"
-SIMULATOR = ROOT / "simulator" / "sne_simulator"
+SIMULATOR = ROOT / "roles" / "simulate" / "files" / "sne_simulator"
 GENERATION = "V5"
 QUICK_SIZES = (10, 30)
 DEFAULT_SIZES = (50, 200, 1000)
@@ -510,7 +511,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True)
     t0 = time.perf_counter()
     pki = work / "pki"
-    kb.run([sys.executable, str(MAKE_PKI), str(pki)])
+    kb.run([sys.executable, str(MAKE_PKI), str(pki), "--keys", str(TEST_KEYS)])
     env = kb.ansible_env(work)
     env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
                ANSIBLE_CALLBACKS_ENABLED="bench_tally", ANSIBLE_HOST_KEY_CHECKING="False")

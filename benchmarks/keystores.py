@@ -219,7 +219,8 @@ def build_fixture(work: Path, n_fillers: int) -> Fixture:
     from cryptography.x509.oid import NameOID
 
     pki = work / "pki"
-    run([sys.executable, str(ROOT / "tests" / "pki" / "make_pki.py"), str(pki)])
+    run([sys.executable, str(ROOT / "roles" / "simulate" / "files" / "make_pki.py"), str(pki),
+         "--keys", str(ROOT / "tests" / "pki" / "keys")])
     certs = json.loads((pki / "manifest.json").read_text())["certificates"]
     v4 = {"leaf": certs["chiffrement-v4"], "ac": certs["ac-v4"]}
     v5 = {"leaf": certs["chiffrement-v5"], "ac": certs["ac-v5"]}

@@ -1,4 +1,4 @@
-"""Benchmark: how long ``tests/pki/make_pki.py`` takes to build the test PKI.
+"""Benchmark: how long ``roles/simulate/files/make_pki.py`` takes to build the test PKI.
 
 Every unit test session, integration target and fleet benchmark builds the PKI first, so its
 build time is worth watching; no test asserts it (tests/unit/test_make_pki.py only checks that
@@ -24,7 +24,8 @@ import time
 from typing import List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "pki"))
+sys.path.insert(0, os.path.join(ROOT, "roles", "simulate", "files"))
+TEST_KEYS = os.path.join(ROOT, "tests", "pki", "keys")
 
 import make_pki  # noqa: E402
 
@@ -41,7 +42,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         folder = os.path.join(args.workdir, "run-%d" % run)
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
-        manifest = make_pki.build(folder)
+        manifest = make_pki.build(folder, TEST_KEYS)
         times.append(time.perf_counter() - started)
         shutil.rmtree(folder)
         print("run %d: %.2f s (%d certificates, %d bundles)" % (

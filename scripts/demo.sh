@@ -4,26 +4,40 @@
 #   2. generate the test PKI (root, V4/V5 authorities and certificates, the bundles),
 #   3. publish the V5 bundle on a loopback HTTP server, as the ministry's download page did,
 #   4. build a simulated fleet of guichets (tests/fleet/make_fleet.py) and start the SNE
-#      simulator (simulator/sne_simulator),
-#   5. run the rotation (playbooks/rotate.yml) as an operator would: --check --diff first,
+#      simulator (the sne.guichet.simulate role's files/sne_simulator),
+#   5. run the rotation (sne.guichet.rotate) as an operator would: --check --diff first,
 #      then for real, then the read-only audit; the fleet report is printed and written.
+# scripts/demo.sh --installed does the same with the collection as users get it: built with
+# ansible-galaxy, installed into an empty collections path (.build/package/collections), and
+# only that copy on the collections path (the test harness still comes from the repository).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/bootstrap.sh --test   # the demo uses the test harness (fleet, simulator)
 export PATH="$ROOT/.venv/bin:$PATH"
-export ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/collections"
+COLLECTIONS="$ROOT/.build/collections"   # a link to this repository (scripts/bootstrap.sh)
+if [ "${1:-}" = "--installed" ]; then
+  COLLECTIONS="$ROOT/.build/package/collections"
+  rm -rf "$ROOT/.build/package" && mkdir -p "$COLLECTIONS"
+  echo "== building the collection tarball and installing it into an empty collections path"
+  ansible-galaxy collection build --output-path "$ROOT/.build/package" "$ROOT" >/dev/null
+  ansible-galaxy collection install --force -p "$COLLECTIONS" "$ROOT"/.build/package/sne-guichet-*.tar.gz >/dev/null
+  export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false
+fi
+export ANSIBLE_COLLECTIONS_PATH="$COLLECTIONS"
+COLL="$COLLECTIONS/ansible_collections/sne/guichet"   # the simulator and PKI generator ship in it
+echo "== sne.guichet $(ansible-galaxy collection list sne.guichet 2>/dev/null | awk '$1 == "sne.guichet" {print $2}') from $COLLECTIONS"
 DEMO="$ROOT/.build/demo"
 rm -rf "$DEMO" && mkdir -p "$DEMO"
 
 echo "== generating the simulated ministry PKI in $DEMO/pki"
-python tests/pki/make_pki.py "$DEMO/pki" >/dev/null
+python "$COLL/roles/simulate/files/make_pki.py" "$DEMO/pki" --keys tests/pki/keys >/dev/null
 
 echo "== publishing the V5 bundle on loopback"
 python tests/integration/targets/setup_sne_pki/files/serve_bundles.py \
   "$DEMO/pki/bundles" "$DEMO/server" --lifetime 1800 >"$DEMO/server.log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null || true; python simulator/sne_simulator stop --state-dir "$DEMO/sne" >/dev/null 2>&1 || true' EXIT
+trap 'kill $server 2>/dev/null || true; python "$COLL/roles/simulate/files/sne_simulator" stop --state-dir "$DEMO/sne" >/dev/null 2>&1 || true' EXIT
 for _ in $(seq 50); do [ -e "$DEMO/server/servers.json" ] && break; sleep 0.1; done
 port="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["http_port"])' "$DEMO/server/servers.json")"
 
@@ -50,8 +64,8 @@ cat > "$DEMO/inventory.ini" <<INI
 localhost ansible_connection=local ansible_python_interpreter=$ROOT/.venv/bin/python
 INI
 
-echo "== verifying the bundle (playbooks/verify_bundle.yml)"
-ansible-playbook -i "$DEMO/inventory.ini" playbooks/verify_bundle.yml -e "@$DEMO/rotation.yml"
+echo "== verifying the bundle (sne.guichet.verify_bundle)"
+ansible-playbook -i "$DEMO/inventory.ini" sne.guichet.verify_bundle -e "@$DEMO/rotation.yml"
 
 HOSTS="${SNE_DEMO_HOSTS:-12}"
 echo "== building a simulated fleet of $HOSTS guichets in $DEMO/fleet"
@@ -65,7 +79,7 @@ cat > "$DEMO/sne.json" <<JSON
  "revoked": [{"generation": "V4", "certificate": "pki/chiffrement-v4.pem", "key": "pki/chiffrement-v4.key"}],
  "transports": {"http": {"port": 0}}}
 JSON
-python simulator/sne_simulator start --config "$DEMO/sne.json" --state-dir "$DEMO/sne" --lifetime 1800 >/dev/null
+python "$COLL/roles/simulate/files/sne_simulator" start --config "$DEMO/sne.json" --state-dir "$DEMO/sne" --lifetime 1800 >/dev/null
 sne_url="$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$DEMO/sne/simulator.json")"
 cat > "$DEMO/fleet/inventory/group_vars/all/sne_async.yml" <<YAML
 ---
@@ -89,14 +103,14 @@ run() {  # run LOG ansible-playbook-args...
   ansible-playbook -i "$DEMO/fleet/inventory" -e report_dir="$REPORTS" "$@" >"$log" 2>&1 || rc=$?
   if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then tail -40 "$log"; echo "demo: ansible-playbook exited $rc" >&2; exit 1; fi
 }
-echo "== rotate.yml --check --diff (changes nothing; its report says DRY RUN)"
-run "$DEMO/rotate-check.log" playbooks/rotate.yml --check --diff -e sne_run_id=demo-check
+echo "== sne.guichet.rotate --check --diff (changes nothing; its report says DRY RUN)"
+run "$DEMO/rotate-check.log" sne.guichet.rotate --check --diff -e sne_run_id=demo-check
 echo "   log: $DEMO/rotate-check.log; report: $REPORTS/V5/runs/demo-check/report.html"
-echo "== rotate.yml (guichet-004 has a wrong keystore password on purpose; the last host declares no store)"
-run "$DEMO/rotate.log" playbooks/rotate.yml -e sne_run_id=demo-1 -e sne_revocation_time="$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)"
+echo "== sne.guichet.rotate (guichet-004 has a wrong keystore password on purpose; the last host declares no store)"
+run "$DEMO/rotate.log" sne.guichet.rotate -e sne_run_id=demo-1 -e sne_revocation_time="$(date -u -d '+1 hour' +%Y-%m-%dT%H:00:00Z)"
 sed -n '/TASK \[sne.guichet.report : Fleet summary\]/,/^$/p;/PLAY RECAP/,$p' "$DEMO/rotate.log"
-echo "== audit.yml (read-only; proposes host_vars for the host that declares no store)"
-run "$DEMO/audit.log" playbooks/audit.yml
+echo "== sne.guichet.audit (read-only; proposes host_vars for the host that declares no store)"
+run "$DEMO/audit.log" sne.guichet.audit
 sed -n '/TASK \[sne.guichet.report : Fleet summary\]/,/^$/p' "$DEMO/audit.log"
 echo "== independent check of every host (keytool, openssl)"
 python tests/fleet/check_fleet.py "$DEMO/fleet" --expect rotated --baseline "$DEMO/baseline.json"

@@ -2,9 +2,11 @@
 # shellcheck disable=SC2317  # the stage_* functions are called through run_stage
 # The whole test suite, as CI runs it (.ci/run calls this):
 #   ruff, unit tests (pytest), integration tests (ansible-test integration: real
-#   ansible-playbook runs), ansible-test sanity (zero ignores), ansible-lint (production).
+#   ansible-playbook runs), ansible-test sanity (zero ignores), ansible-lint (production),
+#   package (the built tarball, installed into an empty path: tests/package, the changelog
+#   lint, and the demo rotation run from the installed copy).
 # Installs what it needs (scripts/bootstrap.sh). Usage: scripts/test.sh [stage...]
-# where stage is one of: ruff unit integration sanity lint (default: all), or fuzz
+# where stage is one of: ruff unit integration sanity lint package (default: all), or fuzz
 # (not in the default: the tests marked fuzz, e.g. a SIGKILL at every write of every store).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +17,7 @@ export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
 # Screenshots of the HTML reports and other files worth keeping from a CI run.
 export SNE_ARTEFACTS="$ROOT/.build/artefacts"
 stages=("$@")
-[ "${#stages[@]}" -gt 0 ] || stages=(ruff unit integration sanity lint)
+[ "${#stages[@]}" -gt 0 ] || stages=(ruff unit integration sanity lint package)
 results=()
 
 run_stage() {
@@ -59,6 +61,16 @@ stage_lint() {
   local copy
   copy="$(bash scripts/collection-copy.sh "$ROOT/.build/lint")"
   (cd "$copy" && ANSIBLE_COLLECTIONS_PATH="$ROOT/.build/lint" ansible-lint --profile production --offline)
+}
+
+stage_package() {
+  python -m pytest tests/package -q -p no:cacheprovider || return 1
+  antsibull-changelog lint || return 1
+  local log="$ROOT/.build/demo-installed.log"
+  if ! bash scripts/demo.sh --installed > "$log" 2>&1; then
+    tail -60 "$log"; echo "demo from the installed collection failed (log $log)"; return 1
+  fi
+  sed -n '/independent check of every host/,$p' "$log"
 }
 
 status=0

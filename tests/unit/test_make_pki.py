@@ -1,4 +1,4 @@
-"""Tests of the deterministic test PKI generator (tests/pki/make_pki.py).
+"""Tests of the test PKI generator (roles/simulate/files/make_pki.py), with the committed test keys.
 
 Besides "the files are what the manifest says", ``reference_check`` below is a tiny
 reference bundle verifier following ``manifest["check_order"]``: it proves that every bundle's
@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -27,7 +29,8 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MAKE_PKI = os.path.join(ROOT, "tests", "pki", "make_pki.py")
+MAKE_PKI = os.path.join(ROOT, "roles", "simulate", "files", "make_pki.py")
+TEST_KEYS = os.path.join(ROOT, "tests", "pki", "keys")
 VALID_AT = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
@@ -48,7 +51,7 @@ make_pki = _load_make_pki()
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, Dict[str, Any]]:
     outdir = str(tmp_path_factory.mktemp("pki"))
-    return outdir, make_pki.build(outdir)
+    return outdir, make_pki.build(outdir, TEST_KEYS)
 
 
 def cert(pki: Tuple[str, Dict[str, Any]], ident: str) -> x509.Certificate:
@@ -97,8 +100,8 @@ def all_files(folder: str) -> Dict[str, bytes]:
 # ------------------------------------------------------------------------------- determinism
 def test_two_builds_are_byte_identical(tmp_path: Any) -> None:
     # How long a build takes is measured by benchmarks/make_pki.py, not asserted here.
-    first = make_pki.build(str(tmp_path / "a"))
-    second = make_pki.build(str(tmp_path / "b"))
+    first = make_pki.build(str(tmp_path / "a"), TEST_KEYS)
+    second = make_pki.build(str(tmp_path / "b"), TEST_KEYS)
     assert first == second
     files_a, files_b = all_files(str(tmp_path / "a")), all_files(str(tmp_path / "b"))
     assert sorted(files_a) == sorted(files_b)
@@ -106,9 +109,27 @@ def test_two_builds_are_byte_identical(tmp_path: Any) -> None:
 
 
 def test_cli_writes_the_same_manifest(tmp_path: Any, pki: Tuple[str, Dict[str, Any]]) -> None:
-    subprocess.run([sys.executable, MAKE_PKI, str(tmp_path)], check=True, capture_output=True)
+    subprocess.run([sys.executable, MAKE_PKI, str(tmp_path), "--keys", TEST_KEYS],
+                   check=True, capture_output=True)
     with open(tmp_path / "manifest.json", "rb") as a, open(os.path.join(pki[0], "manifest.json"), "rb") as b:
         assert a.read() == b.read()
+
+
+def test_without_a_keys_folder_fresh_keys_are_made_beside_the_pki(
+        tmp_path: Any, pki: Tuple[str, Dict[str, Any]]) -> None:
+    # What the editors' kit does (no test key ships with the collection): keys generated into
+    # OUTDIR/keys, private to the user, then reused by the next build of the same folder.
+    out = tmp_path / "kit"
+    subprocess.run([sys.executable, MAKE_PKI, str(out)], check=True, capture_output=True)
+    keys = out / "keys"
+    assert sorted(p.name for p in keys.iterdir()) == sorted(k + ".pem" for k in make_pki.KEY_SIZES)
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in keys.iterdir()} == {0o600}
+    first = json.loads((out / "manifest.json").read_text())
+    committed = pki[1]["certificates"]["chiffrement-v5"]["sha256"]
+    assert first["certificates"]["chiffrement-v5"]["sha256"] != committed
+    subprocess.run([sys.executable, MAKE_PKI, str(out)], check=True, capture_output=True)
+    assert json.loads((out / "manifest.json").read_text()) == first  # same keys, same PKI
 
 
 # ------------------------------------------------------------------------------ certificates

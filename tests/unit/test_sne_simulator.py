@@ -1,4 +1,4 @@
-"""Tests of the SNE simulator (the package simulator/sne_simulator), started for real on loopback.
+"""Tests of the SNE simulator (the package roles/simulate/files/sne_simulator), started for real on loopback.
 
 One simulator (started with the ``start`` CLI, as the demo and editors' CI do) serves the
 module; every transport is exercised over the wire: HTTP with urllib, SMTP with smtplib and a
@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SIMULATOR = os.path.join(ROOT, "simulator", "sne_simulator")  # run as ``python SIMULATOR start ...``
+SIMULATOR = os.path.join(ROOT, "roles", "simulate", "files", "sne_simulator")  # python SIMULATOR start ...
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
 TRANSPORTS = ["http", "smtp", "folder"]

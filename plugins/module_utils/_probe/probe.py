@@ -57,7 +57,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
 CERTIFICATE_TYPES = ("pem", "der", "jks", "pkcs12")
 MAX_CERTIFICATE_FILE = 10 * 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# The only two statuts of a RetourAsynchrone (the SNE's interface; simulator/sne_simulator/engine.py).
+# The only two statuts of a RetourAsynchrone (the SNE interface; the simulator role's engine.py).
 ACCEPTED = "ACCEPTE"
 REJECTED = "REJETE"
 

@@ -56,7 +56,7 @@ cleanup() {
   fi
   [ -z "$IMM_STORE" ] || chattr -i "$IMM_STORE" 2>/dev/null || true
   bash "$COLL/tests/fleet/sshd.sh" stop "$WORK/sshd" >/dev/null 2>&1 || true
-  "$PY" "$COLL/simulator/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  "$PY" "$COLL/roles/simulate/files/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -104,7 +104,7 @@ expect_rc() {  # expect_rc RC LOG -- command...
 sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 step "the fleet: $HOSTS hosts, the simulator, the standing faults"
-"$PY" "$COLL/tests/pki/make_pki.py" "$WORK/pki" >/dev/null
+"$PY" "$COLL/roles/simulate/files/make_pki.py" "$WORK/pki" --keys "$COLL/tests/pki/keys" >/dev/null
 SSH_PORT="$(free_port)"
 CLOSED_PORT="$(free_port)"   # bound then released: nothing listens there
 KEY="$(bash "$COLL/tests/fleet/sshd.sh" start "$WORK/sshd" "$SSH_PORT")"
@@ -121,7 +121,7 @@ cat > "$WORK/sne.json" <<JSON
  "revoked": [{"generation": "V4", "certificate": "pki/chiffrement-v4.pem", "key": "pki/chiffrement-v4.key"}],
  "transports": {"http": {"port": 0}}}
 JSON
-"$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
+"$PY" "$COLL/roles/simulate/files/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
 SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
 cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---

@@ -33,7 +33,7 @@ ARTEFACTS="${SNE_ARTEFACTS:-/tmp/sne-artefacts}/rotate_fleet"  # screenshots kep
 mkdir -p "$ARTEFACTS"
 cleanup() {
   bash "$COLL/tests/fleet/sshd.sh" stop "$WORK/sshd" >/dev/null 2>&1 || true
-  "$PY" "$COLL/simulator/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  "$PY" "$COLL/roles/simulate/files/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -62,7 +62,7 @@ expect_rc() {  # expect_rc RC LOG -- command...
   [ "$rc" -eq "$want" ] || { tail -60 "$log"; fail "$* exited $rc, expected $want (log $log)"; }
 }
 
-"$PY" "$COLL/tests/pki/make_pki.py" "$WORK/pki" >/dev/null
+"$PY" "$COLL/roles/simulate/files/make_pki.py" "$WORK/pki" --keys "$COLL/tests/pki/keys" >/dev/null
 
 SSH_PORT="$(free_port)"
 KEY="$(bash "$COLL/tests/fleet/sshd.sh" start "$WORK/sshd" "$SSH_PORT")"
@@ -77,14 +77,14 @@ start_sne() {  # start_sne CURRENT REVOKED...
   for g in "$@"; do
     rev="$rev${rev:+,}{\"generation\": \"${g^^}\", \"certificate\": \"pki/chiffrement-$g.pem\", \"key\": \"pki/chiffrement-$g.key\"}"
   done
-  "$PY" "$COLL/simulator/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  "$PY" "$COLL/roles/simulate/files/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
   cat > "$WORK/sne.json" <<JSON
 {"current": {"generation": "${cur^^}", "certificate": "pki/chiffrement-$cur.pem", "key": "pki/chiffrement-$cur.key"},
  "revoked": [$rev], "transports": {"http": {"port": 0}}}
 JSON
   # The lifetime only reaps a simulator this script failed to stop (cleanup stops it): far
   # longer than the whole target takes on a loaded machine.
-  "$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
+  "$PY" "$COLL/roles/simulate/files/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
   SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
   cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---

@@ -31,13 +31,13 @@ CHECK="$HERE/files/secrets_check.py"
 SAMPLER=""
 cleanup() {
   [ -z "$SAMPLER" ] || { touch "$WORK/sampler.stop"; wait "$SAMPLER" 2>/dev/null || true; }
-  "$PY" "$COLL/simulator/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
+  "$PY" "$COLL/roles/simulate/files/sne_simulator" stop --state-dir "$WORK/sne" >/dev/null 2>&1 || true
   if [ -n "${SNE_SECRETS_KEEP:-}" ]; then echo "kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 
-"$PY" "$COLL/tests/pki/make_pki.py" "$WORK/pki" >/dev/null
+"$PY" "$COLL/roles/simulate/files/make_pki.py" "$WORK/pki" --keys "$COLL/tests/pki/keys" >/dev/null
 "$PY" "$COLL/tests/fleet/make_fleet.py" "$WORK/fleet" --hosts 2 --pki "$WORK/pki" --python "$PY" >/dev/null
 "$PY" "$CHECK" setup "$WORK"
 INV="$WORK/fleet/inventory"
@@ -49,7 +49,7 @@ cat > "$WORK/sne.json" <<JSON
  "revoked": [{"generation": "V4", "certificate": "pki/chiffrement-v4.pem", "key": "pki/chiffrement-v4.key"}],
  "transports": {"http": {"port": 0}}}
 JSON
-"$PY" "$COLL/simulator/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
+"$PY" "$COLL/roles/simulate/files/sne_simulator" start --config "$WORK/sne.json" --state-dir "$WORK/sne" --lifetime 7200 >/dev/null
 SNE_URL="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["http"]["url"])' "$WORK/sne/simulator.json")"
 cat > "$INV/group_vars/all/sne_async.yml" <<YAML
 ---

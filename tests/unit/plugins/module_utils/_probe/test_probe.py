@@ -1,6 +1,6 @@
 """sne.guichet.async_probe against the real SNE simulator, over its three transports.
 
-The simulator (simulator/sne_simulator) is started with the ``start`` CLI and the test PKI:
+The simulator (roles/simulate/files/sne_simulator) is started with the ``start`` CLI and the test PKI:
 current generation V5, V4 revoked. A probe with the V5 certificate passes; with V4
 (``send_anyway``) it gets no return and times out; REJET_TEST gets a rejection; a return
 delayed within the timeout still passes; returns of other messages are ignored, and a return
@@ -38,7 +38,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._probe import probe as
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))))
-SIMULATOR = os.path.join(ROOT, "simulator", "sne_simulator")  # the package, run as a folder
+SIMULATOR = os.path.join(ROOT, "roles", "simulate", "files", "sne_simulator")  # the package, run as a folder
 OPENSSL = shutil.which("openssl")
 needs_openssl = pytest.mark.skipif(OPENSSL is None, reason="openssl CLI not installed")
 TRANSPORTS = ["http", "smtp", "folder"]

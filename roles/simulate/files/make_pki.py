@@ -1,8 +1,10 @@
 """Deterministic test PKI and SNE-like certificate bundles for ``sne.guichet``.
 
-README: the RSA keys in ``tests/pki/keys/*.pem`` were generated ONCE with
-``python tests/pki/make_pki.py --new-keys`` and are committed. They are TEST-ONLY keys, public
-on purpose: never trust anything they sign. Everything else is derived from them
+A TEST tool (shipped with the collection for editors' CI, role ``sne.guichet.simulate``): never
+trust anything it signs. The RSA keys come from a keys folder (``--keys DIR``, default
+``OUTDIR/keys``): the keys found there are used, the missing ones generated there first. The
+collection's own tests use the keys committed in its repository (``tests/pki/keys``, generated
+once with ``--new-keys``, public on purpose). Everything else is derived from the keys
 deterministically (fixed serial numbers and validity dates, RSA PKCS#1 v1.5 + SHA-256
 signatures, which are deterministic, fixed zip member order, timestamps and attributes, zip
 members STORED so the bytes do not depend on the zlib build), so running the generator twice,
@@ -10,11 +12,11 @@ into two folders, gives byte-identical files, and ``manifest.json`` is stable.
 
 Usage::
 
-    python tests/pki/make_pki.py OUTDIR        # writes certificates, bundles/*.zip, manifest.json
-    python tests/pki/make_pki.py --new-keys    # regenerate the committed keys (changes everything!)
+    python make_pki.py OUTDIR [--keys DIR]     # writes certificates, bundles/*.zip, manifest.json
+    python make_pki.py --keys DIR --new-keys [--force]   # (re)generate every key in DIR
 
-or, from Python, ``build(outdir) -> manifest`` (the dict written to ``OUTDIR/manifest.json``;
-every path in it is relative to OUTDIR).
+or, from Python, ``build(outdir, keys_dir=None) -> manifest`` (the dict written to
+``OUTDIR/manifest.json``; every path in it is relative to OUTDIR).
 """
 
 from __future__ import annotations
@@ -35,10 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-KEYS_DIR = os.path.join(HERE, "keys")
-
-# name -> RSA modulus size. Files: tests/pki/keys/<name>.pem (PKCS#8, unencrypted).
+# name -> RSA modulus size. Files: <keys folder>/<name>.pem (PKCS#8, unencrypted).
 KEY_SIZES: Dict[str, int] = {
     "root": 2048,
     "ac-v4": 2048,
@@ -86,25 +85,31 @@ def openssl_fingerprint(der: bytes) -> str:
 
 
 # --------------------------------------------------------------------------------------- keys
-def new_keys(force: bool = False) -> List[str]:
-    os.makedirs(KEYS_DIR, exist_ok=True)
+def new_keys(keys_dir: str, force: bool = False, missing_only: bool = False) -> List[str]:
+    """Generate the keys into ``keys_dir`` (0700, files 0600); return the paths written."""
+    os.makedirs(keys_dir, mode=0o700, exist_ok=True)
     written = []
     for key_name, bits in KEY_SIZES.items():
-        path = os.path.join(KEYS_DIR, key_name + ".pem")
-        if os.path.exists(path) and not force:
-            raise SystemExit(f"{path} exists; --force to replace ALL fingerprints of the test PKI")
+        path = os.path.join(keys_dir, key_name + ".pem")
+        if os.path.exists(path):
+            if missing_only:
+                continue
+            if not force:
+                raise SystemExit(f"{path} exists; --force to replace ALL fingerprints of the test PKI")
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        with open(path, "wb") as fh:
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
             fh.write(key_pem(key))
+        os.replace(path + ".tmp", path)
         written.append(path)
     return written
 
 
-def load_keys() -> Dict[str, rsa.RSAPrivateKey]:
+def load_keys(keys_dir: str) -> Dict[str, rsa.RSAPrivateKey]:
     keys: Dict[str, rsa.RSAPrivateKey] = {}
     for key_name in KEY_SIZES:
-        with open(os.path.join(KEYS_DIR, key_name + ".pem"), "rb") as fh:
-            # Our own committed keys: skipping the (slow) consistency check is safe.
+        with open(os.path.join(keys_dir, key_name + ".pem"), "rb") as fh:
+            # Keys this generator wrote: skipping the (slow) consistency check is safe.
             key = serialization.load_pem_private_key(
                 fh.read(), password=None, unsafe_skip_rsa_key_validation=True
             )
@@ -426,10 +431,14 @@ def _cert_entry(ident: str, cert: x509.Certificate, key_path: Optional[str]) -> 
     return entry
 
 
-def build(outdir: str) -> Dict[str, Any]:
-    """Write the test PKI and bundles into ``outdir``; return (and write) the manifest."""
+def build(outdir: str, keys_dir: Optional[str] = None) -> Dict[str, Any]:
+    """Write the test PKI and bundles into ``outdir``; return (and write) the manifest.
+
+    ``keys_dir`` (default ``outdir/keys``): the keys it lacks are generated there first."""
     os.makedirs(os.path.join(outdir, "bundles"), exist_ok=True)
-    keys = load_keys()
+    keys_dir = keys_dir or os.path.join(outdir, "keys")
+    new_keys(keys_dir, missing_only=True)
+    keys = load_keys(keys_dir)
     specs = {s.ident: s for s in _specs()}
     key_of = {ident: s.key for ident, s in specs.items()}
     certs: Dict[str, x509.Certificate] = {}
@@ -474,7 +483,7 @@ def build(outdir: str) -> Dict[str, Any]:
 
     manifest: Dict[str, Any] = {
         "schema": 1,
-        "generator": "tests/pki/make_pki.py",
+        "generator": "sne.guichet simulate role: files/make_pki.py",
         "verifier_defaults": {
             "trust_anchors": ["root"],
             "generation": "V5",
@@ -493,14 +502,17 @@ def build(outdir: str) -> Dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("outdir", nargs="?", help="folder to write the PKI, bundles and manifest.json into")
-    parser.add_argument("--new-keys", action="store_true", help="regenerate tests/pki/keys/*.pem")
+    parser.add_argument("--keys", help="keys folder (default OUTDIR/keys; missing keys are generated there)")
+    parser.add_argument("--new-keys", action="store_true", help="generate every key of the --keys folder")
     parser.add_argument("--force", action="store_true", help="with --new-keys: overwrite existing keys")
     args = parser.parse_args(argv)
     if args.new_keys:
-        for path in new_keys(force=args.force):
+        if not args.keys:
+            parser.error("--new-keys needs --keys DIR")
+        for path in new_keys(args.keys, force=args.force):
             print("wrote", path)
     if args.outdir:
-        manifest = build(args.outdir)
+        manifest = build(args.outdir, args.keys)
         print(f"{len(manifest['certificates'])} certificates, {len(manifest['bundles'])} bundles"
               f" -> {os.path.join(args.outdir, 'manifest.json')}")
     elif not args.new_keys:
