@@ -3,8 +3,8 @@
 # from the collection BUILT AND INSTALLED into an empty collections path, never from this
 # copy of the repository:
 #   1. ansible-galaxy collection build + install; module_defaults with group/sne.guichet.all;
-#   2. sne.guichet.simulate: a test PKI with fresh keys, the SNE simulator on loopback (V5
-#      current, V4 revoked), rotation.yml; a second run changes nothing;
+#   2. sne.guichet.simulate (check mode makes nothing): a test PKI with fresh keys, the SNE
+#      simulator on loopback (V5 current, V4 revoked), rotation.yml; a second run changes nothing;
 #   3. a test environment (3 guichets) rotated with sne.guichet.rotate and the kit's variables,
 #      asynchronous check on, its JUnit report read with junitparser; the re-run changes
 #      nothing; an independent check (keytool, openssl) of every guichet;
@@ -49,7 +49,9 @@ v4="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["certificate
 ansible-playbook module_defaults.yml -e scan_root="$WORK/scan" -e retired="$v4" > "$WORK/defaults.log" 2>&1 \
   || { cat "$WORK/defaults.log"; fail "module_defaults with group/sne.guichet.all"; }
 
-echo "== 2. sne.guichet.simulate, twice"
+echo "== 2. sne.guichet.simulate: check mode makes nothing; then twice"
+ansible-playbook sne.guichet.simulate -e simulate_dir="$KIT" --check > "$WORK/kit-0.log" 2>&1 || { cat "$WORK/kit-0.log"; fail "simulate --check"; }
+[ ! -e "$KIT" ] || fail "check mode made $KIT"
 ansible-playbook sne.guichet.simulate -e simulate_dir="$KIT" > "$WORK/kit-1.log" 2>&1 || { cat "$WORK/kit-1.log"; fail "simulate"; }
 recap_all "$WORK/kit-1.log" "failed=0"
 ansible-playbook sne.guichet.simulate -e simulate_dir="$KIT" > "$WORK/kit-2.log" 2>&1 || { cat "$WORK/kit-2.log"; fail "simulate again"; }
