@@ -35,6 +35,9 @@ description:
     its message before any host waits, so the batch waits for the SNE once, not host by host
     (the role C(sne.guichet.async_check) does this). The wait of a host ends at O(sent_at) +
     O(timeout), however late it starts.
+  - Where the returns reach the controller (HTTP), one O(phase=await) run on the controller with
+    O(messages) waits for the whole batch's returns at once (one module run per batch, none per
+    host); RV(awaited) gives each message's result.
   - A probe changes nothing on the host; the result never reports a change.
 author:
   - sne.guichet developers (@sne-guichet)
@@ -58,8 +61,8 @@ options:
         once with RV(status=sent), RV(message_id) and RV(sent_at) (no wait).
       - V(await) - wait for the return of the message O(message_id) sent at O(sent_at) over
         the same transport (nothing is read or sent; O(certificate), O(guichet_id) and the
-        expectations are not needed). Run it where the send ran (on the host, or delegated
-        to the controller when the send was).
+        expectations are not needed), or of every message of O(messages). Run it where the
+        returns arrive (on the host for SMTP and folder; for HTTP, anywhere that reaches the URL).
     type: str
     choices: [probe, send, await]
     default: probe
@@ -74,6 +77,16 @@ options:
         clock of the machine that sent). The wait ends at O(sent_at) + O(timeout).
     type: float
     version_added: 0.2.0
+  messages:
+    description:
+      - O(phase=await) - instead of O(message_id) and O(sent_at), the messages of a whole batch
+        (each C(message_id), C(sent_at), and optionally C(host), a label kept in the result).
+      - One wait for them all; each message's wait ends at its C(sent_at) + O(timeout).
+        RV(status) is V(passed) when every message passed, else the first of V(error),
+        V(rejected), V(timeout) that a message has; RV(awaited) gives each one's result.
+    type: list
+    elements: dict
+    version_added: 1.0.0
   certificate:
     description:
       - Where the guichet software reads the encryption certificate. Mutually exclusive with
@@ -462,6 +475,20 @@ anomalies:
   type: list
   elements: dict
   sample: [{"code": "REJET_TEST", "label": "rejet demandé par le message de test"}]
+awaited:
+  description:
+    - With O(messages), each message's result by message id - the keys of a one-message await
+      (RV(status), RV(msg), RV(elapsed), RV(return_xml), RV(anomaly)...) and C(host_label).
+  returned: with O(messages)
+  type: dict
+  sample: {"SNEPROBE-guichet01-20160107T093000Z-5f2c9a01": {"status": "passed", "elapsed": 5.1}}
+  version_added: 1.0.0
+counts:
+  description: With O(messages), how many messages ended in each status.
+  returned: with O(messages)
+  type: dict
+  sample: {"passed": 199, "timeout": 1}
+  version_added: 1.0.0
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -488,6 +515,7 @@ def main() -> None:
         phase=dict(type="str", default="probe", choices=["probe", "send", "await"]),
         message_id=dict(type="str"),
         sent_at=dict(type="float"),
+        messages=dict(type="list", elements="dict"),
         message_type=dict(type="str", default="TEST"),
         host_label=dict(type="str"),
         transport=dict(type="str", required=True, choices=["http", "smtp", "folder"]),
@@ -517,10 +545,11 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec,
         supports_check_mode=True,
-        mutually_exclusive=[("certificate", "certificate_pem")],
+        mutually_exclusive=[("certificate", "certificate_pem"), ("message_id", "messages")],
+        required_together=[("message_id", "sent_at")],
         required_if=[("transport", "http", ["http"]), ("transport", "smtp", ["smtp"]),
                      ("transport", "folder", ["folder"]),
-                     ("phase", "await", ["message_id", "sent_at"]),
+                     ("phase", "await", ["message_id", "messages"], True),
                      ("phase", "probe", ["guichet_id"]), ("phase", "send", ["guichet_id"]),
                      ("phase", "probe", ["certificate", "certificate_pem"], True),
                      ("phase", "send", ["certificate", "certificate_pem"], True),

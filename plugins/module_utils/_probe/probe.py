@@ -19,7 +19,6 @@ including a return whose ``statut`` is neither ACCEPTE nor REJETE), ``skipped`` 
 from __future__ import annotations
 
 import datetime
-import hashlib
 import re
 import secrets
 import socket
@@ -42,10 +41,13 @@ from ansible_collections.sne.guichet.plugins.module_utils._probe.envelope import
     check_envelope,
     encrypt,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._probe.transports import (
-    TransportError,
-    make_transport,
+from ansible_collections.sne.guichet.plugins.module_utils._probe.returns import (
+    await_batch,
+    await_return,
+    error_result,
+    transport_for,
 )
+from ansible_collections.sne.guichet.plugins.module_utils._probe.transports import TransportError
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
     cert_info,
     common_names,
@@ -57,9 +59,6 @@ from ansible_collections.sne.guichet.plugins.module_utils._x509 import (
 CERTIFICATE_TYPES = ("pem", "der", "jks", "pkcs12")
 MAX_CERTIFICATE_FILE = 10 * 1024 * 1024
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-# The only two statuts of a RetourAsynchrone (the SNE interface; the simulator role's engine.py).
-ACCEPTED = "ACCEPTE"
-REJECTED = "REJETE"
 
 # (alias or locator, certificate DER)
 Candidate = Tuple[Optional[str], bytes]
@@ -70,14 +69,36 @@ Candidate = Tuple[Optional[str], bytes]
 # --------------------------------------------------------------------------------------
 
 def check_await_arguments(params: Dict[str, Any]) -> None:
-    """The arguments of ``phase=await``: the message to wait for, and the transport."""
-    if not _ID_RE.match(params.get("message_id") or ""):
-        raise ArgumentError("phase=await needs message_id, the id phase=send returned (got %r)"
-                            % params.get("message_id"))
-    sent_at = params.get("sent_at")
-    if sent_at is None or not sent_at > 0:
-        raise ArgumentError("phase=await needs sent_at, the time phase=send returned (got %r)" % sent_at)
+    """The arguments of ``phase=await``: the message (``message_id``, ``sent_at``) or the
+    messages (``messages``) to wait for, and the transport."""
+    messages = params.get("messages")
+    if messages:
+        if params.get("message_id"):
+            raise ArgumentError("phase=await takes message_id or messages, not both")
+        seen = set()
+        for item in messages:
+            if not isinstance(item, dict):
+                raise ArgumentError("messages: each item is {message_id, sent_at}, got %r" % (item,))
+            _check_message(item.get("message_id"), item.get("sent_at"), "messages: ")
+            if item["message_id"] in seen:
+                raise ArgumentError("messages: message %s is listed twice" % item["message_id"])
+            seen.add(item["message_id"])
+    else:
+        _check_message(params.get("message_id"), params.get("sent_at"), "")
     _check_wait(params)
+
+
+def _check_message(message_id: Any, sent_at: Any, where: str) -> None:
+    if not isinstance(message_id, str) or not _ID_RE.match(message_id):
+        raise ArgumentError("%sphase=await needs message_id, the id phase=send returned (got %r)"
+                            % (where, message_id))
+    try:
+        ok = sent_at is not None and float(sent_at) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ArgumentError("%sphase=await needs sent_at, the time phase=send returned (got %r)"
+                            % (where, sent_at))
 
 
 def _check_wait(params: Dict[str, Any]) -> None:
@@ -265,42 +286,9 @@ def build_message(message_id: str, guichet: str, message_type: str = "TEST",
     return ET.tostring(root, encoding="UTF-8", xml_declaration=True) + b"\n"
 
 
-def parse_return(data: bytes) -> Optional[Dict[str, Any]]:
-    """The attributes of a ``RetourAsynchrone`` document, or None if it is not one."""
-    upper = data.upper()
-    if b"<!DOCTYPE" in upper or b"<!ENTITY" in upper:
-        return None
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError:
-        return None
-    if root.tag.rsplit("}", 1)[-1] != "RetourAsynchrone":
-        return None
-    anomalies = [{"code": item.get("code") or "", "label": item.get("libelle") or ""}
-                 for item in root if item.tag.rsplit("}", 1)[-1] == "Anomalie"]
-    guichet = None
-    for item in root:
-        if item.tag.rsplit("}", 1)[-1] == "Guichet":
-            guichet = (item.text or "").strip()
-    return {
-        "id": root.get("id") or "",
-        "statut": root.get("statut") or "",
-        "reception": root.get("reception"),
-        "generation": root.get("generation"),
-        "horodatage": root.get("horodatage"),
-        "guichet": guichet,
-        "anomalies": anomalies,
-    }
-
-
 # --------------------------------------------------------------------------------------
 # The probe
 # --------------------------------------------------------------------------------------
-
-def _error(result: Dict[str, Any], code: str, msg: str) -> Dict[str, Any]:
-    result.update(status="error", code=code, msg=msg)
-    return result
-
 
 def send_probe(params: Dict[str, Any], run_command: Any = None,
                find_tool: Optional[Callable[[str], Optional[str]]] = None,
@@ -322,9 +310,9 @@ def send_probe(params: Dict[str, Any], run_command: Any = None,
         der, where = read_certificate(params, run_command, find_tool)
         info = cert_info(der)
     except ProbeError as exc:
-        return _error(result, exc.code, exc.reason), None
+        return error_result(result, exc.code, exc.reason), None
     except ValueError as exc:
-        return _error(result, "certificate", "the certificate cannot be read: %s" % exc), None
+        return error_result(result, "certificate", "the certificate cannot be read: %s" % exc), None
     problem = expectation_problem(info, where, expected_sha256, generation)
     result["certificate"] = {
         "source": where, "subject": info["subject"], "issuer": info["issuer"],
@@ -333,7 +321,7 @@ def send_probe(params: Dict[str, Any], run_command: Any = None,
     }
     if problem is not None:
         if not params.get("send_anyway"):
-            return _error(result, "generation", problem), None
+            return error_result(result, "generation", problem), None
         result["warnings_"].append("%s; sending anyway (send_anyway)" % problem)
 
     # 2. the message, encrypted to that certificate
@@ -348,83 +336,19 @@ def send_probe(params: Dict[str, Any], run_command: Any = None,
         result["encryption"] = backend
         result["envelope"] = check_envelope(cms, der)
     except EnvelopeError as exc:
-        return _error(result, exc.code, exc.reason), None
+        return error_result(result, exc.code, exc.reason), None
     result["envelope"]["recipient_issuer"] = info["issuer"]
 
     # 3. send
-    transport = _transport(params)
+    transport = transport_for(params)
     result["transport_details"] = transport.describe()
     result["sent_at"] = wall()
     try:
         result["receipt"] = transport.send(message_id, cms)
     except TransportError as exc:
-        return _error(result, "send", "message %s could not be sent: %s" % (message_id, exc)), None
+        return error_result(result, "send", "message %s could not be sent: %s" % (message_id, exc)), None
     result.update(status="sent", msg="message %s sent; its return is awaited" % message_id)
     return result, transport
-
-
-def _transport(params: Dict[str, Any]) -> Any:
-    name = params["transport"]
-    return make_transport(name, dict(params[name]), float(params.get("connect_timeout") or 30))
-
-
-def await_return(params: Dict[str, Any], result: Dict[str, Any], transport: Any = None,
-                 wall: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> Dict[str, Any]:
-    """Phase two: wait for the return of ``result["message_id"]``, sent at ``result["sent_at"]``
-    (wall clock), until ``sent_at + timeout``. Returns ``result`` with the outcome (``passed``,
-    ``rejected``, ``timeout`` or ``error``) and ``elapsed`` counted from the sending.
-
-    A wait that starts late (the other hosts of a batch sent and waited first) finds a return
-    already there at its first look; it never waits longer than the timeout after the send."""
-    message_id = result["message_id"]
-    if transport is None:
-        transport = _transport(params)
-        result.setdefault("transport_details", transport.describe())
-    timeout = float(params["timeout"])
-    interval = float(params["poll_interval"])
-    start = float(result["sent_at"])
-    deadline = start + timeout
-    ignored = set()
-    found = None
-    while found is None:
-        for candidate in transport.poll(message_id):
-            parsed = parse_return(candidate)
-            if parsed is not None and parsed["id"] == message_id:
-                found = (parsed, candidate)
-                break
-            ignored.add(hashlib.sha256(candidate).hexdigest())
-        now = wall()
-        if found is not None or now >= deadline:
-            break
-        sleep(max(0.0, min(interval, deadline - now)))
-    result["elapsed"] = round(max(0.0, wall() - start), 3)
-    result["ignored_returns"] = len(ignored)
-    if found is None:
-        msg = ("no return for message %s within %s s: a message encrypted to a revoked or unknown "
-               "certificate is dropped by the SNE without any answer" % (message_id, _seconds(timeout)))
-        if transport.last_error:
-            msg += " (last problem while waiting: %s)" % transport.last_error
-        result.update(status="timeout", msg=msg)
-        return result
-    parsed, raw = found
-    result["return_xml"] = raw.decode("utf-8", "replace")
-    keys = ("statut", "reception", "generation", "horodatage", "guichet")
-    result["return_info"] = {k: parsed[k] for k in keys}
-    anomalies = parsed["anomalies"]
-    if parsed["statut"] == ACCEPTED:
-        result.update(status="passed", msg="message %s accepted by the SNE (generation %s) after %s s"
-                      % (message_id, parsed["generation"] or "?", _seconds(result["elapsed"])))
-    elif parsed["statut"] == REJECTED:
-        result["anomaly"] = anomalies[0] if anomalies else {"code": "", "label": ""}
-        result["anomalies"] = anomalies
-        described = "; ".join("%s (%s)" % (a["code"], a["label"]) for a in anomalies)
-        result.update(status="rejected", msg="message %s rejected by the SNE: %s"
-                      % (message_id, described or "no anomaly given"))
-    else:  # never a pass: only ACCEPTE says the SNE could decrypt and accept the message
-        _error(result, "return", "unknown statut %r in the SNE's return of message %s (expected "
-               "%s or %s): nothing can be concluded" % (parsed["statut"], message_id, ACCEPTED, REJECTED))
-    return result
 
 
 def probe(params: Dict[str, Any], run_command: Any = None,
@@ -439,10 +363,6 @@ def probe(params: Dict[str, Any], run_command: Any = None,
             result["elapsed"] = round(max(0.0, clock() - result["sent_at"]), 3)
         return result
     return await_return(params, result, transport, wall=clock, sleep=sleep)
-
-
-def _seconds(value: float) -> str:
-    return ("%.3f" % value).rstrip("0").rstrip(".")
 
 
 def run_async_probe(module: Any) -> None:
@@ -462,7 +382,9 @@ def run_async_probe(module: Any) -> None:
     run_command, find_tool = module_tools(module)
 
     try:
-        if phase == "await":
+        if phase == "await" and params.get("messages"):
+            result = await_batch(params)
+        elif phase == "await":
             result = await_return(params, {"changed": False, "status": "error", "warnings_": [],
                                            "transport": params["transport"],
                                            "message_id": params["message_id"],

@@ -6,7 +6,8 @@
 #   2. sne.guichet.simulate (check mode makes nothing): a test PKI with fresh keys, the SNE
 #      simulator on loopback (V5 current, V4 revoked), rotation.yml; a second run changes nothing;
 #   3. a test environment (3 guichets) rotated with sne.guichet.rotate and the kit's variables,
-#      asynchronous check on, its JUnit report read with junitparser; the re-run changes
+#      asynchronous check on (the batch's returns awaited once, on the controller), its JUnit
+#      report read with junitparser; the re-run changes
 #      nothing; an independent check (keytool, openssl) of every guichet;
 #   4. the kit switched to V6 current (V4, V5 revoked) restarts the simulator; stopped, it
 #      stops it.
@@ -73,12 +74,25 @@ cat > "$INV/group_vars/all/sne_async_certificate.yml" <<'YAML'
 sne_guichet_async_certificate: {path: "{{ sne_guichet_root }}/opt/guichet/conf/Chiffrement_SNE{{ sne_generation }}.cer", type: der}
 async_check_timeout: 30
 async_check_poll_interval: 0.5
+# The controller reaches the simulator's HTTP URL: one wait on it for the whole batch.
+sne_async_check_await_from: controller
 YAML
 "$PY" "$COLL/tests/fleet/check_fleet.py" "$WORK/fleet" --snapshot "$WORK/baseline.json" >/dev/null
 ansible-playbook -i "$INV" sne.guichet.rotate -e report_dir="$WORK/reports" > "$WORK/rotate-1.log" 2>&1 \
   || { tail -60 "$WORK/rotate-1.log"; fail "sne.guichet.rotate"; }
 recap_all "$WORK/rotate-1.log" "failed=0"
 grep -qE '^guichet-001 .*changed=[1-9]' "$WORK/rotate-1.log" || fail "the first rotation changed nothing"
+# The returns were awaited once, on the controller, for the batch; no host waited itself.
+"$PY" - "$WORK/rotate-1.log" <<'PYLOG'
+import re, sys
+log = open(sys.argv[1]).read()
+def results(title):
+    block = log.split("TASK [sne.guichet.async_check : %s]" % title, 1)[1].split("\nTASK [", 1)[0]
+    return re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", block, re.M)
+batch = results("Wait on the controller for the returns of the whole batch")
+assert len(batch) == 1 and batch[0][0] == "ok" and "-> localhost" in batch[0][1], batch
+assert [r[0] for r in results("Wait for the SNE's return of the message sent by the host")] == ["skipping"] * 3
+PYLOG
 "$PY" - "$WORK/reports/V5/junit.xml" <<'PYJUNIT'
 import sys
 from junitparser import JUnitXml

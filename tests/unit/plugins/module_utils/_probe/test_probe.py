@@ -35,6 +35,7 @@ from ansible_collections.sne.guichet.plugins.module_utils import _oids as O
 from ansible_collections.sne.guichet.plugins.module_utils._formats import pkcs12 as _p12
 from ansible_collections.sne.guichet.plugins.module_utils._probe import envelope as E
 from ansible_collections.sne.guichet.plugins.module_utils._probe import probe as P
+from ansible_collections.sne.guichet.plugins.module_utils._probe import returns as R
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))))
@@ -390,7 +391,7 @@ def test_only_accepte_passes(pki, monkeypatch, statut, status):
     attribute = "" if statut is None else ' statut="%s"' % statut
     xml = ('<RetourAsynchrone id="%s"%s generation="V5"><Guichet>%s</Guichet></RetourAsynchrone>'
            % (mid, attribute, GUICHET)).encode("utf-8")
-    monkeypatch.setattr(P, "make_transport", lambda name, options, timeout: PlantedTransport(xml))
+    monkeypatch.setattr(R, "make_transport", lambda name, options, timeout: PlantedTransport(xml))
     result = probe(make_params(pki, None, "folder", folder={"outbox": "-", "inbox": "-"}, timeout=5.0),
                    message_id=mid)
     assert result["status"] == status, result
@@ -608,13 +609,13 @@ def test_pkcs12_made_by_keytool(pki, tmp_path, monkeypatch):
 
 
 def test_parse_return():
-    ok = P.parse_return(b'<RetourAsynchrone id="A" statut="REJETE"><Anomalie code="X" libelle="y"/>'
+    ok = R.parse_return(b'<RetourAsynchrone id="A" statut="REJETE"><Anomalie code="X" libelle="y"/>'
                         b'<Anomalie code="Z" libelle="w"/></RetourAsynchrone>')
     assert ok is not None and ok["id"] == "A" and ok["statut"] == "REJETE"
     assert ok["anomalies"] == [{"code": "X", "label": "y"}, {"code": "Z", "label": "w"}]
-    assert P.parse_return(b"<MessageAsynchrone id='A'/>") is None
-    assert P.parse_return(b"not xml") is None
-    assert P.parse_return(b'<!DOCTYPE x [<!ENTITY a "b">]><RetourAsynchrone id="A"/>') is None
+    assert R.parse_return(b"<MessageAsynchrone id='A'/>") is None
+    assert R.parse_return(b"not xml") is None
+    assert R.parse_return(b'<!DOCTYPE x [<!ENTITY a "b">]><RetourAsynchrone id="A"/>') is None
 
 
 def test_arguments(pki):
@@ -744,6 +745,58 @@ def test_sends_first_then_awaits_the_returns_together(pki, sim, transport):
     assert all(r["elapsed"] >= 1.0 for r in results)
 
 
+@pytest.mark.parametrize("transport", ["http", "folder"])
+def test_one_wait_on_the_controller_over_the_whole_batch(pki, sim, transport):
+    """Where the returns reach one place (HTTP: anywhere that reaches the URL), one await run
+    with ``messages`` waits for a whole batch: the SNE's delay once, each message its own
+    result by id; the V4 one (dropped by the SNE) times out without holding the others."""
+    sim.admin("config", {"delay_seconds": 1})
+    sent = []
+    for host, ident in (("g1", "chiffrement-v5"), ("g2", "chiffrement-v4"), ("g3", "chiffrement-v5")):
+        module = run_module(make_params(pki, sim, transport, phase="send", host_label=host, ident=ident,
+                                        send_anyway=True))
+        assert module.result["status"] == "sent", module.result
+        sent.append(module.result)
+    messages = [{"message_id": one["message_id"], "sent_at": one["sent_at"], "host": host}
+                for one, host in zip(sent, ("g1", "g2", "g3"))]
+    started = time.monotonic()
+    module = run_module(make_params(pki, sim, transport, phase="await", certificate=None, guichet_id=None,
+                                    expected_sha256=None, expected_generation=None, messages=messages,
+                                    timeout=4.0, poll_interval=0.1, fail_on_status=False))
+    waited = time.monotonic() - started
+    assert module.failed is False, module.result
+    result = module.result
+    awaited = result["awaited"]
+    assert sorted(awaited) == sorted(m["message_id"] for m in messages)
+    by_host = {r["host_label"]: r for r in awaited.values()}
+    assert by_host["g1"]["status"] == by_host["g3"]["status"] == "passed"
+    assert by_host["g2"]["status"] == "timeout" and "dropped by the SNE" in by_host["g2"]["msg"]
+    for host in ("g1", "g3"):
+        assert 'id="%s"' % by_host[host]["message_id"] in by_host[host]["return_xml"]
+        assert 1.0 <= by_host[host]["elapsed"] < by_host["g2"]["elapsed"]
+    assert result["counts"] == {"passed": 2, "timeout": 1} and result["status"] == "timeout"
+    assert "3 message(s) awaited together" in result["msg"]
+    # One wait: bounded by the V4 message's deadline, not by three waits in turn.
+    assert waited < 4.0 + 2.0
+    module = run_module(make_params(pki, sim, transport, phase="await", certificate=None, guichet_id=None,
+                                    expected_sha256=None, expected_generation=None, messages=messages,
+                                    timeout=4.0, poll_interval=0.1))
+    assert module.failed is True  # fail_on_status: not every message passed
+
+
+def test_a_batch_wait_checks_every_message(pki, sim):
+    good = {"message_id": "SNEPROBE-g1-1", "sent_at": 1000.0}
+    for messages, expected in (([good, dict(good)], "listed twice"),
+                               ([good, {"message_id": "../x", "sent_at": 1.0}], "message_id"),
+                               ([{"message_id": "SNEPROBE-g2-1", "sent_at": "soon"}], "sent_at"),
+                               (["SNEPROBE-g3-1"], "each item")):
+        module = run_module(make_params(pki, sim, "http", phase="await", messages=messages))
+        assert module.failed is True and expected in module.result["msg"], module.result
+    module = run_module(make_params(pki, sim, "http", phase="await", messages=[good],
+                                    message_id="SNEPROBE-g1-1", sent_at=1000.0))
+    assert module.failed is True and "not both" in module.result["msg"]
+
+
 def test_await_ends_at_sent_at_plus_timeout(pki, sim):
     """A wait that starts late never extends the deadline: sent long ago, timed out at once."""
     module = run_module(make_params(pki, sim, "folder", phase="send", ident="chiffrement-v4",
@@ -751,7 +804,7 @@ def test_await_ends_at_sent_at_plus_timeout(pki, sim):
     sent = dict(module.result, sent_at=module.result["sent_at"] - 100)
     now = [time.time()]
     sleeps = []
-    result = P.await_return(await_params(pki, sim, "folder", sent, timeout=30.0),
+    result = R.await_return(await_params(pki, sim, "folder", sent, timeout=30.0),
                             {"message_id": sent["message_id"], "sent_at": sent["sent_at"]},
                             wall=lambda: now[0], sleep=sleeps.append)
     assert result["status"] == "timeout" and sleeps == []
