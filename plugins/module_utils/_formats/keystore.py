@@ -44,18 +44,6 @@ from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import
 )
 from ansible_collections.sne.guichet.plugins.module_utils._formats.keytool import list_entries
 
-try:  # cryptography's reader, for PKCS#12 parts in legacy encryption
-    from cryptography.exceptions import UnsupportedAlgorithm as _UnsupportedAlgorithm
-    from cryptography.hazmat.primitives.serialization import Encoding as _Encoding
-    from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
-    from cryptography.x509 import InvalidVersion as _InvalidVersion
-
-    # What load_pkcs12 raises for a file it cannot read (a certificate of version 4: InvalidVersion).
-    _UNREADABLE: Tuple[type, ...] = (ValueError, TypeError, _InvalidVersion, _UnsupportedAlgorithm)
-except ImportError:  # pragma: no cover - depends on the target
-    _pkcs12 = None
-    _UNREADABLE = (ValueError, TypeError)
-
 KIND_TRUSTED_CERT = _jks.KIND_TRUSTED_CERT
 KIND_PRIVATE_KEY = _jks.KIND_PRIVATE_KEY
 _FORMAT_NAMES = {JKS: "JKS", JCEKS: "JCEKS", PKCS12: "PKCS#12"}
@@ -189,16 +177,20 @@ def _decrypt(path: str, data: bytes, info: Any, password: str, run_command: Runn
 
 def _legacy(data: bytes, password: str) -> Optional[List[KeystoreCert]]:
     """cryptography's own reader (RC2, 3DES...); None when it cannot read the file."""
-    if _pkcs12 is None:
+    try:  # imported here, not with the module: only a PKCS#12 read needs it
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+        from cryptography.x509 import InvalidVersion
+    except ImportError:  # pragma: no cover - depends on the target
         return None
     try:
-        loaded = _pkcs12.load_pkcs12(data, password.encode("utf-8"))
-    except _UNREADABLE:
+        loaded = pkcs12.load_pkcs12(data, password.encode("utf-8"))
+    except (ValueError, TypeError, InvalidVersion, UnsupportedAlgorithm):  # InvalidVersion: a v4 certificate
         return None
     held = ([(KIND_PRIVATE_KEY, 0, loaded.cert)] if loaded.cert is not None else []) + [
         (KIND_TRUSTED_CERT, None, c) for c in loaded.additional_certs]
     return [KeystoreCert((c.friendly_name or b"").decode("utf-8", "replace") or None,
-                         c.certificate.public_bytes(_Encoding.DER), kind, index)
+                         c.certificate.public_bytes(Encoding.DER), kind, index)
             for kind, index, c in held]
 
 

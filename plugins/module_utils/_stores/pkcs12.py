@@ -58,14 +58,8 @@ from ansible_collections.sne.guichet.plugins.module_utils._formats.pkcs12 import
 from ansible_collections.sne.guichet.plugins.module_utils._stores._keystore import JavaKeystore
 from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Plan
 
-try:  # optional fast path
-    from cryptography import x509 as _x509
-    from cryptography.hazmat.primitives import hashes as _hashes
-    from cryptography.hazmat.primitives.serialization import Encoding as _Encoding
-    from cryptography.hazmat.primitives.serialization import PrivateFormat as _PrivateFormat
-    from cryptography.hazmat.primitives.serialization import pkcs12 as _pkcs12
-except ImportError:  # pragma: no cover - depends on the target
-    pass
+# The optional fast path (HAS_CRYPTOGRAPHY): cryptography's submodules are imported where they
+# are used, so that a run with no PKCS#12 store to write pays none of their import time.
 
 
 # --------------------------------------------------------------------------------------
@@ -118,13 +112,16 @@ class Pkcs12Store(JavaKeystore):
                 found.append((name, der))
         except (Malformed, IndexError):
             return None
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+
         try:
-            loaded = _pkcs12.load_pkcs12(data, password.encode("utf-8"))
-        except (ValueError, TypeError, _x509.InvalidVersion):  # a version-4 certificate (fuzzing)
+            loaded = pkcs12.load_pkcs12(data, password.encode("utf-8"))
+        except (ValueError, TypeError, x509.InvalidVersion):  # a version-4 certificate (fuzzing)
             return None
         if loaded.key is not None or loaded.cert is not None:
             return None
-        theirs = sorted((c.friendly_name or b"", c.certificate.public_bytes(_Encoding.DER))
+        theirs = sorted((c.friendly_name or b"", c.certificate.public_bytes(Encoding.DER))
                         for c in loaded.additional_certs)
         if theirs != sorted((n.encode("utf-8"), d) for n, d in found):
             return None
@@ -218,16 +215,19 @@ class Pkcs12Store(JavaKeystore):
         wanted.extend((alias, cert.der) for alias, cert in adds)
         if not wanted:
             return None  # serialize_java_truststore cannot write an empty store
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+
         try:
-            certs = [_pkcs12.PKCS12Certificate(_x509.load_der_x509_certificate(der),
-                                               name.encode("utf-8"))
+            certs = [pkcs12.PKCS12Certificate(x509.load_der_x509_certificate(der), name.encode("utf-8"))
                      for name, der in wanted]
-            protection = (_PrivateFormat.PKCS12.encryption_builder()
+            protection = (PrivateFormat.PKCS12.encryption_builder()
                           .kdf_rounds(_KDF_ROUNDS)
-                          .key_cert_algorithm(_pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-                          .hmac_hash(_hashes.SHA256())
+                          .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+                          .hmac_hash(hashes.SHA256())
                           .build(password.encode("utf-8")))
-            return _pkcs12.serialize_java_truststore(certs, protection)
+            return pkcs12.serialize_java_truststore(certs, protection)
         except (ValueError, TypeError):
             return None
 
