@@ -48,7 +48,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -438,8 +438,9 @@ def table_row(n: int, res: Result, phase: str, run: PlayRun, base: PlayRun, host
                   "%.0f" % run.peak_mib, "%.1f" % run.load, verdict)
 
 
-def print_table(sizes: List[int], floors: Dict[int, PlayRun], results: Dict[int, List[Result]],
-                hosts_of: Dict[int, List[str]], forks: int, delay: float) -> List[str]:
+def print_table(sizes: List[int], floors: Dict[int, PlayRun], floors_after: Dict[int, PlayRun],
+                results: Dict[int, List[Result]], hosts_of: Dict[int, List[str]], forks: int,
+                delay: float) -> List[str]:
     failures: List[str] = []
     print()
     print("Fleet rotation V4 -> V5, local connection, pipelining, --forks %d, fresh fleets, one run each;"
@@ -447,10 +448,13 @@ def print_table(sizes: List[int], floors: Dict[int, PlayRun], results: Dict[int,
     print("asynchronous check on: SNE simulator over HTTP, returns after %g s" % delay)
     print(ROW % ("N", "run", "wall s", "x floor", "runs/h", "target s", "peakMiB", "load", "verified"))
     for n in sizes:
-        hosts, base = hosts_of[n], floors[n]
-        print(ROW % (n, "floor: ansible -m ping", "%.1f" % base.seconds, "1.0",
-                     "%.2f" % per_host(base, hosts), "", "%.0f" % base.peak_mib, "%.1f" % base.load,
-                     "ok" if base.rc == 0 else "rc %d" % base.rc))
+        hosts = hosts_of[n]
+        pair = [floors[n]] + ([floors_after[n]] if n in floors_after else [])
+        base = replace(floors[n], seconds=statistics.mean(f.seconds for f in pair))
+        for when, one in zip(("before the runs", "after the runs"), pair):
+            print(ROW % (n, "floor: ansible -m ping, " + when, "%.1f" % one.seconds,
+                         "%.2f" % (one.seconds / base.seconds), "%.2f" % per_host(one, hosts), "",
+                         "%.0f" % one.peak_mib, "%.1f" % one.load, "ok" if one.rc == 0 else "rc %d" % one.rc))
         for res in results[n]:
             failures += ["N=%d %s: %s" % (n, res.label, p) for p in res.problems]
             verdict = ("PROBLEM" if res.problems else
@@ -468,7 +472,8 @@ def print_table(sizes: List[int], floors: Dict[int, PlayRun], results: Dict[int,
                          "%.1fx" % (usual.runs[0].seconds / ours.runs[0].seconds),
                          "%.1fx" % (usual.runs[1].seconds / ours.runs[1].seconds), "", "", "", "",
                          "first run, re-run"))
-    print("(x floor: wall time / the floor's; runs/h: module executions per managed host, callback-counted")
+    print("(x floor: wall time / the floor's, the mean of the floor before and after the runs;")
+    print(" runs/h: module executions per managed host, callback-counted")
     print(" (loop items count, controller-only tasks don't; the run-once report counts for one host);")
     print(" runs/h <= budget: rotate 3 (4 awaiting on the hosts), 2 with the check off, audit 2;")
     print(" target: 1.5 x floor")
@@ -527,6 +532,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                ANSIBLE_CALLBACKS_ENABLED="bench_tally", ANSIBLE_HOST_KEY_CHECKING="False")
     url = start_simulator(work, pki, args.delay)
     floors: Dict[int, PlayRun] = {}
+    floors_after: Dict[int, PlayRun] = {}
     results: Dict[int, List[Result]] = {}
     hosts_of: Dict[int, List[str]] = {}
     try:
@@ -546,9 +552,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     floors[n] = res.floor
                     hosts_of[n] = sorted(json.loads((work / ("n%d" % n) / res.tag / "fleet" / "fleet.json")
                                                     .read_text())["hosts"])
+            # The floor again, after the runs of this size, on the same hosts: the machine's speed
+            # drifts (a shared host); the ratios use the mean of the two.
+            size_dir = work / ("n%d" % n)
+            after = floor(work, env, size_dir / results[n][0].tag / "fleet" / "inventory", args.forks,
+                          size_dir / "floor-after.log")
+            print("bench: N=%d floor again %.1f s (ping, %d hosts answered)"
+                  % (n, after.seconds, len(after.runs)), flush=True)
+            floors_after[n] = after
     finally:
         stop_simulator(work)
-    failures = print_table(sizes, floors, results, hosts_of, args.forks, args.delay)
+    failures = print_table(sizes, floors, floors_after, results, hosts_of, args.forks, args.delay)
     print("verified after every run: %s" % ("OK" if not failures else "%d PROBLEMS" % len(failures)))
     for f in failures:
         print("  " + f, file=sys.stderr)
