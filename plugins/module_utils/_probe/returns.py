@@ -86,7 +86,7 @@ def await_returns(params: Dict[str, Any], results: List[Dict[str, Any]], transpo
             result.setdefault("transport_details", details)
     timeout = float(params["timeout"])
     interval = float(params["poll_interval"])
-    ignored: List[set] = [set() for _ in results]
+    ignored: List[set] = [set() for result in results]
     pending = list(range(len(results)))
     while pending:
         still = []
