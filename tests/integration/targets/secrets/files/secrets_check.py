@@ -243,6 +243,14 @@ def sample(work: str) -> None:
             if len(report["keytool_argv"]) < 5:
                 report["keytool_argv"].append([a for a in argv if not a.startswith("-J")][1:])
         environ = _read("/proc/%s/environ" % pid)
+        after = _read("/proc/%s/cmdline" % pid)
+        if after and after != cmdline:
+            # It exec'd between the two reads (a fork of the module becoming keytool): the
+            # environment read is the new program's; judge it as that program. A password in
+            # the parent's own environment would still be caught on the parent's process.
+            argv = [a.decode("utf-8", "replace") for a in after.split(b"\0") if a]
+            program = os.path.basename(argv[0]) if argv else ""
+            is_keytool = program == "keytool" or "sun.security.tools.keytool.Main" in argv
         for role, value in raw:
             if value in environ:
                 hit = {"pid": pid, "password": role, "keytool": is_keytool, "program": program}
