@@ -304,23 +304,13 @@ run_id:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.sne.guichet.plugins.module_utils._stores.engine import STORE_TYPES
+from ansible_collections.sne.guichet.plugins.module_utils._stores.options import store_options
 from ansible_collections.sne.guichet.plugins.module_utils._stores.run import run_keystores
 
 
 def main() -> None:
     argument_spec = dict(
-        stores=dict(type="list", elements="dict", required=True, options=dict(
-            path=dict(type="path", required=True),
-            type=dict(type="str", required=True, choices=STORE_TYPES),
-            password=dict(type="str", no_log=True),
-            owner=dict(type="str"),
-            group=dict(type="str"),
-            mode=dict(type="str"),
-            refresh=dict(type="str"),
-            create=dict(type="bool", default=False),
-            names=dict(type="list", elements="str"),
-        )),
+        stores=dict(type="list", elements="dict", required=True, options=store_options()),
         present=dict(type="list", elements="dict", default=[], options=dict(
             name=dict(type="str", required=True),
             pem=dict(type="str", required=True),

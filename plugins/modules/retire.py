@@ -11,7 +11,9 @@ module: retire
 short_description: Quarantine the stray copies of a retired certificate and rewrite the configuration that names them, in one run
 version_added: 0.2.0
 description:
-  - In one run on the host - finds every copy of the certificates of O(sha256) under O(paths)
+  - In one run on the host - removes the certificates of O(sha256) from the declared stores
+    given in O(stores) (as M(sne.guichet.keystores) with O(sne.guichet.keystores#module:absent_sha256)
+    does), finds every copy of the certificates of O(sha256) under O(paths)
     (the engine of M(sne.guichet.scan), whatever the files are called), moves the stray copies
     into a quarantine folder (never deletes them), lists the places that need a person, and
     rewrites the configuration references of O(config_files), each changed file backed up and
@@ -21,13 +23,16 @@ description:
     C(<quarantine_dir>/<run_id><original path>), where C(rollback.yml) moves it back from. Any
     other file holding a retired certificate (a keystore nobody declared, a PEM bundle that also
     holds other certificates, a file of O(config_files)) is left as it is and listed in
-    RV(needs_attention). Declared stores are left to M(sne.guichet.keystores).
+    RV(needs_attention). Declared stores are cleaned through O(stores), never quarantined.
   - A quarantine place already taken (an earlier run of the same O(run_id) quarantined another
     file of that path) is never written over - the copy is left where it is and listed in
     RV(quarantine_taken).
   - Every file that is moved or rewritten is locked (as M(sne.guichet.keystores) locks its
     stores) from before it is read until the run ends, so two runs take turns. Each stray is
     scanned again under its lock and moved only if it still holds nothing but retired certificates.
+  - The stores of O(stores) are converged first (each locked, read, planned, written, backed up
+    and recorded in the manifest exactly as M(sne.guichet.keystores) does); a store that fails
+    fails the run before the scan, with every store's outcome in RV(stores).
   - Everything is read and planned before anything is written; the configuration files are
     rewritten first, then the copies are moved. The first write that fails stops the run,
     which fails naming the file and the cause and saying what was done before; the file that
@@ -59,6 +64,43 @@ options:
     type: list
     elements: str
     required: true
+  stores:
+    description:
+      - Declared stores to remove the certificates of O(sha256) from, whatever their alias or
+        file name; the suboptions are those of O(sne.guichet.keystores#module:stores) (without
+        C(create) and C(names) - nothing is added). Their paths count as O(declared).
+      - Empty (the default, and what C(rotate.yml) passes - its deploy step removed them already)
+        - no store is touched.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path:
+        description: Path of the store (the folder for V(pem_dir), V(debian), V(redhat)).
+        type: path
+        required: true
+      type:
+        description: Store type, as in M(sne.guichet.keystores).
+        type: str
+        required: true
+        choices: [debian, der, jks, pem, pem_dir, pkcs12, redhat]
+      password:
+        description: Store password (V(jks), V(pkcs12)). Never logged or returned.
+        type: str
+      owner:
+        description: Owner of files the module rewrites (default - kept as it is).
+        type: str
+      group:
+        description: Group of files the module rewrites (default - kept as it is).
+        type: str
+      mode:
+        description: Mode of files the module rewrites, octal string (default - kept as it is).
+        type: str
+      refresh:
+        description:
+          - For V(debian) and V(redhat), the command that rebuilds the system bundle, run only
+            when something changed (default V(update-ca-certificates) or V(update-ca-trust extract)).
+        type: str
   paths:
     description:
       - Files and folders where stray copies may hide, absolute paths; a path that does not
@@ -227,6 +269,27 @@ config_rewritten:
   type: list
   elements: str
   sample: [/opt/guichet/conf/guichet.properties]
+stores:
+  description:
+    - One result per store of O(stores), as RV(sne.guichet.keystores#module:stores) (path, type,
+      changed, failed, msg, removed, backup...).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"path": "/opt/guichet/conf/app.jks", "type": "jks", "changed": true, "failed": false,
+            "removed": [{"alias": "sne-chiffrement-v4", "sha256": "0D:F6:..."}]}]
+stores_changed:
+  description: Paths of the stores of O(stores) changed (would be, in check mode).
+  returned: always
+  type: list
+  elements: str
+  sample: [/opt/guichet/conf/app.jks]
+failed_stores:
+  description: Paths of the stores of O(stores) that could not be processed.
+  returned: always
+  type: list
+  elements: str
+  sample: []
 run_id:
   description: Name of this run's backup and quarantine folders.
   returned: always
@@ -234,7 +297,8 @@ run_id:
   sample: 20160107T080512
 diff:
   description:
-    - In diff mode, one entry per copy moved (C(path), C(quarantine), before and after paths)
+    - In diff mode, first each changed store's entries before and after (as
+      M(sne.guichet.keystores) shows them), then one entry per copy moved (C(path), C(quarantine), before and after paths)
       and per configuration file rewritten (C(path), C(replacements), and C(prepared) - only the
       changed lines, a unified diff without context).
   returned: when diff mode is on
@@ -254,11 +318,13 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.sne.guichet.plugins.module_utils._retire.run import run_retire
+from ansible_collections.sne.guichet.plugins.module_utils._stores.options import store_options
 
 
 def main() -> None:
     argument_spec = dict(
         sha256=dict(type="list", elements="str", required=True),
+        stores=dict(type="list", elements="dict", default=[], options=store_options(adding=False)),
         paths=dict(type="list", elements="path", default=[]),
         exclude=dict(type="list", elements="str", default=[]),
         max_depth=dict(type="int", default=8),

@@ -6,13 +6,15 @@
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
 
-One run: scan the search paths for the retired fingerprints (the quarantine and backup
-folders left out), sort what was found (``sort.py``), lock every file it may move or rewrite
-(``_common/lock.py``, check mode too), then plan everything - each stray scanned again under
-its lock (moved only if it still holds nothing but retired certificates), each configuration
-file read and rewritten in memory - and only then write: the configuration files first (a
-configuration never names a file already moved away), then the moves. The first write that
-fails stops the run; the result says what was done before it.
+One run: the declared stores given (option ``stores``) cleaned of the retired fingerprints by
+the keystores engine (``_stores``, imported only then); then scan the search paths for the
+retired fingerprints (the quarantine and backup folders left out), sort what was found
+(``sort.py``), lock every file it may move or rewrite (``_common/lock.py``, check mode too),
+then plan everything - each stray scanned again under its lock (moved only if it still holds
+nothing but retired certificates), each configuration file read and rewritten in memory - and
+only then write: the configuration files first (a configuration never names a file already
+moved away), then the moves. The first write that fails stops the run; the result says what
+was done before it.
 """
 
 from __future__ import annotations
@@ -135,6 +137,35 @@ def _apply(plan: Plan, backups: Backups, done: Dict[str, List[str]], quarantine_
 Outcome = Tuple[Dict[str, Any], Optional[str]]
 
 
+def _clean_stores(params: Dict[str, Any], check_mode: bool, backups: Backups, tools: Tuple[Any, Any],
+                  result: Dict[str, Any], diff: bool) -> Optional[str]:
+    """The retired fingerprints removed from the declared stores of ``stores`` (the keystores
+    engine: locks, plan, backups, manifest); ``result`` filled; the failure's message, if any."""
+    # Imported here: the store backends are a tenth of a second of imports the scan and the
+    # rewrite do not need (rotate.yml gives no stores: its deploy step cleaned them).
+    from ansible_collections.sne.guichet.plugins.module_utils._stores.engine import absent_set, converge
+    from ansible_collections.sne.guichet.plugins.module_utils._stores.run import store_specs
+
+    absent = absent_set(params["sha256"])
+    timeout = params.get("lock_timeout")
+    outcomes, changed, failed = converge(store_specs(params["stores"]), [], absent, check_mode, backups,
+                                         tools[0], tools[1],  # type: ignore[arg-type]
+                                         lock_timeout=DEFAULT_TIMEOUT if timeout is None else timeout)
+    stores = [o.result for o in outcomes]
+    result.update(stores=stores, changed=changed,
+                  stores_changed=[r["path"] for r in stores if r["changed"] and not r["failed"]],
+                  failed_stores=[r["path"] for r in stores if r["failed"]])
+    if diff:
+        result["diff"] = [o.diff for o in outcomes if o.diff]
+    if not failed:
+        return None
+    written = "" if check_mode or not result["stores_changed"] else (
+        "; written before the failure: %s" % ", ".join(result["stores_changed"]))
+    reasons = "; ".join(r["msg"] for r in stores if r["failed"])
+    return "%d of %d stores could not be processed (left unchanged)%s: %s; nothing else was done" % (
+        len(result["failed_stores"]), len(stores), written, reasons)
+
+
 def retire(params: Dict[str, Any], check_mode: bool = False, diff: bool = False,
            run_command: Optional[CommandRunner] = None,
            find_tool: Optional[Callable[[str], Optional[str]]] = None) -> Outcome:
@@ -146,34 +177,46 @@ def retire(params: Dict[str, Any], check_mode: bool = False, diff: bool = False,
     run_id = _run_id(backups)
     rules = rules_by_file(params.get("config_files") or [])
     tools = (run_command, find_tool)
+    result: Dict[str, Any] = dict(changed=False, run_id=run_id, stores=[], stores_changed=[],
+                                  failed_stores=[], found={}, quarantined=[], quarantine_taken=[],
+                                  needs_attention=[], config_rewritten=[])
+    declared = list(params.get("declared") or [])
+    if params.get("stores") and params.get("sha256"):
+        error = _clean_stores(params, check_mode, backups, tools, result, diff)
+        if error is not None:
+            return result, error
+        declared += [s["path"] for s in params["stores"]]
+    store_diffs: List[Dict[str, Any]] = result.pop("diff", [])
+    stores_changed = bool(result["changed"])
     found: Dict[str, Any] = {}
     files: Dict[str, Any] = {}
     if params.get("paths") and params.get("sha256"):  # no fingerprint: nothing to look for
         scanned = _scanner(params, tools).scan(params["paths"])
         found, files = scanned["found"], scanned["files"]
-    sorted_ = strays(files, params.get("declared") or [], list(rules))
+    sorted_ = strays(files, declared, list(rules))
     movable = sorted_["movable"] if params.get("quarantine", True) else []
-    result: Dict[str, Any] = dict(changed=False, run_id=run_id, found=found, quarantined=[],
-                                  quarantine_taken=[], needs_attention=sorted_["attention"],
-                                  config_rewritten=[])
+    result.update(found=found, needs_attention=sorted_["attention"])
     timeout = params.get("lock_timeout")
     locks = StoreLocks(movable + list(rules), DEFAULT_TIMEOUT if timeout is None else timeout, run_id)
     with locks:
         refused = [str(locks.errors[p]) for p in dict.fromkeys(movable + list(rules)) if p in locks.errors]
+        cleaned = "the stores %s were cleaned before" % ", ".join(result["stores_changed"]) if (
+            stores_changed and not check_mode) else ""
         if refused:
-            return result, "; ".join(dict.fromkeys(refused))
+            return result, "; ".join(list(dict.fromkeys(refused)) + ([cleaned] if cleaned else []))
         try:
             plan = _plan(params, movable, rules, run_id, tools)
         except SneError as exc:
-            return result, "%s; nothing was changed" % exc.reason
+            return result, "%s; %s" % (exc.reason, cleaned or "nothing was changed")
         result["needs_attention"] = sorted(set(result["needs_attention"]) | set(plan.attention))
         result["quarantine_taken"] = plan.taken
         if diff:
-            result["diff"] = [r.diff() for r in plan.rewrites] + [m.diff() for m in plan.to_move]
+            result["diff"] = (store_diffs + [r.diff() for r in plan.rewrites]
+                              + [m.diff() for m in plan.to_move])
         if check_mode:
             result["quarantined"] = [m.source for m in plan.to_move]
             result["config_rewritten"] = [r.path for r in plan.rewrites]
-            result["changed"] = bool(plan.rewrites or plan.to_move)
+            result["changed"] = stores_changed or bool(plan.rewrites or plan.to_move)
             return result, None
         done: Dict[str, List[str]] = {"quarantined": [], "config_rewritten": []}
         try:
@@ -182,12 +225,13 @@ def retire(params: Dict[str, Any], check_mode: bool = False, diff: bool = False,
             error: Optional[str] = exc.reason
         else:
             error = None
-    result.update(done, changed=bool(done["quarantined"] or done["config_rewritten"]))
+    result.update(done, changed=stores_changed or bool(done["quarantined"] or done["config_rewritten"]))
     if error is not None:
         if diff:
-            result["diff"] = [d for d in result["diff"] if d["path"] in done["quarantined"]
-                              or d["path"] in done["config_rewritten"]]
-        written = done["config_rewritten"] + done["quarantined"]
+            kept = done["quarantined"] + done["config_rewritten"]
+            result["diff"] = store_diffs + [d for d in result["diff"][len(store_diffs):] if d["path"] in kept]
+        written = ((result["stores_changed"] if stores_changed else [])
+                   + done["config_rewritten"] + done["quarantined"])
         error += "; done before the failure: %s" % (", ".join(written) if written else "nothing")
     return result, error
 

@@ -41,7 +41,6 @@ BACKENDS: Dict[str, Type[Store]] = {
     "jks": JksStore,
     "pkcs12": Pkcs12Store,
 }
-STORE_TYPES = sorted(BACKENDS)
 
 
 def wanted_entries(present: List[Dict[str, str]]) -> List[CertEntry]:

@@ -25,7 +25,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._stores.engine import 
 )
 
 
-def _specs(stores: List[dict]) -> List[StoreSpec]:
+def store_specs(stores: List[dict]) -> List[StoreSpec]:
     return [StoreSpec(path=s["path"], type=s["type"], password=s.get("password"),
                       owner=s.get("owner"), group=s.get("group"), mode=s.get("mode"),
                       refresh=s.get("refresh"), create=bool(s.get("create")),
@@ -38,7 +38,7 @@ def run_keystores(module: Any) -> None:
     try:
         present = wanted_entries(params["present"])
         absent = absent_set(params["absent_sha256"])
-        specs = _specs(params["stores"])
+        specs = store_specs(params["stores"])
         for spec in specs:
             unknown = [n for n in (spec.names or []) if n not in [p.name for p in present]]
             if unknown:

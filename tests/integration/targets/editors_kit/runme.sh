@@ -91,7 +91,7 @@ def results(title):
     return re.findall(r"^(ok|changed|skipping|failed|fatal): \[([^\]]+)\]", block, re.M)
 batch = results("Wait on the controller for the returns of the whole batch")
 assert len(batch) == 1 and batch[0][0] == "ok" and "-> localhost" in batch[0][1], batch
-assert [r[0] for r in results("Wait for the SNE's return of the message sent by the host")] == ["skipping"] * 3
+assert [r[0] for r in results("Wait for the SNE's return of the message (on the controller when it sent it)")] == ["skipping"] * 3
 PYLOG
 "$PY" - "$WORK/reports/V5/junit.xml" <<'PYJUNIT'
 import sys

@@ -30,10 +30,10 @@ LAYERS = {
     "_scan_options": 4,
     "_scan_refs": 4,
     "_probe": 4,
-    "_retire": 5,  # the retire module: the scan engine and _common only (not _stores, _probe, _bundle)
+    "_retire": 5,  # the retire module: the scan and store engines, _common (not _probe, _bundle)
 }
 # Units that may use only some of the layers below theirs.
-ONLY = {"_retire": {"_scan", "_common"}}
+ONLY = {"_retire": {"_scan", "_stores", "_common"}}
 # Units of one concern that may use each other although on the same layer.
 FRIENDS = {frozenset(("_scan", "_scan_options")), frozenset(("_scan", "_scan_refs")),
            frozenset(("_oids", "_asn1"))}
