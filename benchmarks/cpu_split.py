@@ -7,7 +7,8 @@ separates the two: the hosts' Python interpreter is a shell wrapper that runs th
 records its children's CPU time (``times``, one file per process), and the controller's share is
 the whole run's CPU (``RUSAGE_CHILDREN`` of ansible-playbook and everything it waited for) minus
 the hosts' (the module processes: the hosts', and the two that run on the controller - the
-bundle check and the batch wait - which are a few in hundreds). Same fleet, same settings as ``fleet.py``; one fresh fleet of ``--hosts``:
+bundle check and the batch wait - which are a few in hundreds). Same fleet, same settings as
+``fleet.py``; one fresh fleet of ``--hosts``:
 
 * ``ansible -m ping`` (the floor), ``rotate.yml`` first run and re-run (asynchronous check on,
   returns awaited on the controller, the simulator's delay ``--delay``), ``audit.yml``, ping again.
@@ -49,7 +50,7 @@ exit $rc
 
 
 def _seconds(text: str) -> float:
-    minutes, _, rest = text.partition("m")
+    minutes, rest = text.split("m", 1)
     return float(minutes) * 60 + float(rest.rstrip("s"))
 
 
