@@ -25,10 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import os
 import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -94,18 +91,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--delay", type=float, default=5.0)
     ap.add_argument("--workdir", type=Path, default=fb.ROOT / ".build" / "bench-cpu")
     args = ap.parse_args(argv)
-    kb.ensure_bench_venv()
-    if importlib.util.find_spec("cryptography") is None:
-        os.execv(str(kb.VENV_PY), [str(kb.VENV_PY), str(Path(__file__).resolve()), *sys.argv[1:]])
-    kb.ensure_collection_link()
     work: Path = args.workdir.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    print("bench: " + kb.bench_versions(), flush=True)
-    print("bench: %d cores, load average %s" % (os.cpu_count() or 0,
-                                                " ".join("%.1f" % x for x in os.getloadavg())), flush=True)
-    pki = work / "pki"
-    kb.run([sys.executable, str(fb.MAKE_PKI), str(pki), "--keys", str(fb.TEST_KEYS)])
+    pki = fb.prepare(work, Path(__file__))
     records = work / "cpu"
     records.mkdir()
     wrapper = work / "python-cpu"
@@ -119,8 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         fb.async_vars(outdir / "inventory", url, max(60.0, 4 * args.delay), "controller")
         inv = str(outdir / "inventory")
         interp = ["-e", "ansible_python_interpreter=%s" % wrapper]
-        ping = [str(kb.ANSIBLE_PLAYBOOK.with_name("ansible")), "-i", inv, "guichets", "-m",
-                "ansible.builtin.ping", "--forks", str(args.forks)] + interp
+        ping = fb.ping_command(outdir / "inventory", args.forks) + interp
         book = [str(kb.ANSIBLE_PLAYBOOK), "-i", inv, "--forks", str(args.forks),
                 "-e", "sne_report_dir=%s" % (work / "reports")] + interp
         print("%d hosts, local connection, pipelining, --forks %d; CPU in seconds (user + system)"

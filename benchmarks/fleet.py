@@ -227,11 +227,16 @@ def play(work: Path, env: Dict[str, str], inventory: Path, playbook: str, forks:
     return PlayRun(m["seconds"], m["rc"], parse_recap(log.read_text()), runs, log, m["peak_mib"], m["load"])
 
 
+def ping_command(inventory: Path, forks: int) -> List[str]:
+    """``ansible -m ping`` of the fleet's guichets: the floor's command."""
+    return [str(kb.ANSIBLE_PLAYBOOK.with_name("ansible")), "-i", str(inventory), "guichets",
+            "-m", "ansible.builtin.ping", "--forks", str(forks)]
+
+
 def floor(work: Path, env: Dict[str, str], inventory: Path, forks: int, log: Path) -> PlayRun:
     """``ansible -m ping`` of the same hosts, same forks and settings: the cost of one module run."""
-    cmd = [str(kb.ANSIBLE_PLAYBOOK.with_name("ansible")), "-i", str(inventory), "guichets",
-           "-m", "ansible.builtin.ping", "--forks", str(forks)]
-    m = measured(cmd, dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.oneline"), work, log)
+    m = measured(ping_command(inventory, forks), dict(env, ANSIBLE_STDOUT_CALLBACK="ansible.builtin.oneline"),
+                 work, log)
     ok = {line.split(" | ", 1)[0]: 1 for line in log.read_text().splitlines() if " | SUCCESS" in line}
     return PlayRun(m["seconds"], m["rc"], {}, ok, log, m["peak_mib"], m["load"])
 
@@ -391,6 +396,27 @@ def stop_simulator(work: Path) -> None:
 # Main
 # --------------------------------------------------------------------------------------------
 
+def prepare(work: Path, script: Path) -> Path:
+    """What every fleet benchmark does first: run in the bench venv (``script`` re-executed there
+    when cryptography is missing), the collection linked, the tools there, the versions and the
+    load printed, ``work`` emptied, the test PKI made in it; returns the PKI's folder."""
+    kb.ensure_bench_venv()
+    if importlib.util.find_spec("cryptography") is None:     # the bench venv has it (ansible-core)
+        os.execv(str(kb.VENV_PY), [str(kb.VENV_PY), str(script.resolve()), *sys.argv[1:]])
+    kb.ensure_collection_link()
+    for tool in ("keytool", "openssl"):
+        if shutil.which(tool) is None:
+            raise SystemExit("%s is needed (scripts/bootstrap.sh installs it)" % tool)
+    print("bench: " + kb.bench_versions(), flush=True)
+    print("bench: %d cores, load average %s" % (os.cpu_count() or 0,
+                                                " ".join("%.1f" % x for x in os.getloadavg())), flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    pki = work / "pki"
+    kb.run([sys.executable, str(MAKE_PKI), str(pki), "--keys", str(TEST_KEYS)])
+    return pki
+
+
 def per_host(run: PlayRun, hosts: Sequence[str], what: str = "runs") -> float:
     if what == "runs":
         return statistics.mean(run.runs.get(h, 0) for h in hosts)
@@ -519,23 +545,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error("--forks must be >= 1")
     sizes = list(QUICK_SIZES) if args.quick else args.sizes
 
-    kb.ensure_bench_venv()
-    if importlib.util.find_spec("cryptography") is None:     # the bench venv has it (ansible-core)
-        os.execv(str(kb.VENV_PY), [str(kb.VENV_PY), str(Path(__file__).resolve()), *sys.argv[1:]])
-    kb.ensure_collection_link()
-    for tool in ("keytool", "openssl"):
-        if shutil.which(tool) is None:
-            raise SystemExit("%s is needed (scripts/bootstrap.sh installs it)" % tool)
-    print("bench: " + kb.bench_versions(), flush=True)
-    print("bench: %d cores, load average %s" % (os.cpu_count() or 0,
-                                                " ".join("%.1f" % x for x in os.getloadavg())), flush=True)
-
     work: Path = args.workdir.resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     t0 = time.perf_counter()
-    pki = work / "pki"
-    kb.run([sys.executable, str(MAKE_PKI), str(pki), "--keys", str(TEST_KEYS)])
+    pki = prepare(work, Path(__file__))
     env = kb.ansible_env(work)
     env.update(ANSIBLE_STDOUT_CALLBACK="ansible.builtin.default", ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
                ANSIBLE_CALLBACKS_ENABLED="bench_tally", ANSIBLE_HOST_KEY_CHECKING="False")
