@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prepare a fresh machine: the system tools the collection and its tests drive
-# (openssl, keytool, sshd), and .venv with the pinned Python requirements.
+# (openssl, keytool, certutil, sshd), and .venv with the pinned Python requirements.
 #   scripts/bootstrap.sh          controller requirements (requirements.txt)
 #   scripts/bootstrap.sh --test   plus test requirements (requirements-test.txt)
 set -euo pipefail
@@ -12,6 +12,7 @@ REQ=requirements.txt
 missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v keytool >/dev/null || missing+=(default-jre-headless)
+command -v certutil >/dev/null || missing+=(libnss3-tools)   # store type nss
 if [ "$REQ" = requirements-test.txt ]; then
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   command -v ssh >/dev/null || missing+=(openssh-client)
