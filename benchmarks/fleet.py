@@ -9,7 +9,9 @@ For each fleet size N (default 50, 200 and 1,000), on fresh simulated fleets
 * for N <= ``--usual-up-to`` (200): ``ours`` with the check **off** (first run, re-run) and
   ``usual``, one play as a competent admin writes it without this collection
   (``fleet_files/usual-rotate.yml``: ``community.general.java_cert`` per certificate per
-  keystore BY ALIAS, ``copy``, ``file``, ``replace``, ``find`` + ``command mv``, handlers).
+  keystore BY ALIAS, ``copy``, ``file``, ``replace``, ``find`` + ``command mv``, handlers);
+* for ``--usual-up-to`` < N <= ``--check-off-up-to``: ``ours`` with the check off alone (no
+  usual play).
 
 The usual play must be told the V4 aliases and file names: they are read on one reference host
 (the first plain V4 host), as an admin would do. The fleet's ``odd_alias`` host keeps V4 under
@@ -20,15 +22,16 @@ check on, the fleet report must say ``passed`` for every host but the ``broken``
 must fail and stay byte-identical with both approaches. Ours must re-run with changed=0.
 
 Printed per run: wall time, multiple of the floor, module runs per host (counted by the
-callback ``fleet_files/callback_plugins/bench_tally.py``), the issue's target (1.5 x floor x
-the budget of module runs: rotate 4 with the split probe, 2 with the check off, audit 2;
+callback ``fleet_files/callback_plugins/bench_tally.py``), tasks per host (the PLAY RECAP's
+ok + skipped + failed), the issue's target (1.5 x floor x
+the budget of module runs: rotate 3 (4 awaiting on the hosts), 2 with the check off, audit 2;
 re-runs 1.2 x; + the SNE delay once per batch), the controller's peak RSS and the highest load
 average seen during the run.
 
 Usage (any Python >= 3.11; re-executes itself in the bench venv when ``cryptography`` is missing)::
 
     python3 benchmarks/fleet.py [--sizes 50,200,1000] [--forks 10] [--delay 5] [--usual-up-to 200]
-                                [--quick] [--workdir .build/bench-fleet]
+                                [--check-off-up-to N] [--quick] [--workdir .build/bench-fleet]
 
 Same venv, collection link and ``ansible.cfg``-free environment as ``benchmarks/keystores.py``.
 Exit status: 0 when every run produced the expected fleet, 1 otherwise (a missed target is
