@@ -24,8 +24,8 @@ must fail and stay byte-identical with both approaches. Ours must re-run with ch
 Printed per run: wall time, multiple of the floor, module runs per host (counted by the
 callback ``fleet_files/callback_plugins/bench_tally.py``), tasks per host (the PLAY RECAP's
 ok + skipped + failed), the issue's target (1.5 x floor x the budget of module runs: rotate 3
-(4 awaiting on the hosts), 2 with the check off, audit 2; re-runs 1.2 x; + the SNE delay once per batch), the controller's peak RSS and the highest load
-average seen during the run.
+(4 awaiting on the hosts), 2 with the check off, audit 2; re-runs 1.2 x; + the SNE delay once
+per batch), the controller's peak RSS and the highest load average seen during the run.
 
 Usage (any Python >= 3.11; re-executes itself in the bench venv when ``cryptography`` is missing)::
 
