@@ -37,6 +37,7 @@ OID_PBKDF2 = "1.2.840.113549.1.5.12"
 # X.509 extensions read by ``_x509``
 OID_BASIC_CONSTRAINTS = "2.5.29.19"
 OID_KEY_USAGE = "2.5.29.15"
+OID_SUBJECT_KEY_IDENTIFIER = "2.5.29.14"
 
 # Key transport and content encryption
 OID_RSA_ENCRYPTION = "1.2.840.113549.1.1.1"  # RSA PKCS#1 v1.5

@@ -46,6 +46,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._oids import (
     DN_SHORT_NAMES,
     OID_BASIC_CONSTRAINTS,
     OID_KEY_USAGE,
+    OID_SUBJECT_KEY_IDENTIFIER,
 )
 
 # Labels of PEM blocks that hold a certificate ("TRUSTED CERTIFICATE" is OpenSSL's
@@ -401,6 +402,34 @@ def cert_info(der: bytes) -> Dict[str, Any]:
         "self_issued": self_issued,
         "subject_hash": _hash_canon(subject_canon) if subject_canon is not None else None,
     }
+
+
+def recipient_identifiers(der: bytes) -> Dict[str, Any]:
+    """How a CMS message names this certificate as its recipient (RFC 5652 6.2.1).
+
+    Keys: issuer (the issuer Name's DER, as IssuerAndSerialNumber holds it), serial (int),
+    subject_key_identifiers (the subjectKeyIdentifier extension's value, then RFC 5280 4.2.1.2
+    method 1 - the SHA-1 of the subjectPublicKey BIT STRING's bits - when it differs: both
+    name the same key).
+    """
+    parsed = _parse(der)
+    fields = read_one(bytes(der), "certificate", strict=True).children()[0].children("tbsCertificate")
+    if fields[0].tag == context(0):
+        fields = fields[1:]
+    spki = fields[5].children("subjectPublicKeyInfo")
+    if len(spki) != 2:
+        raise ValueError("subjectPublicKeyInfo: expected (algorithm, subjectPublicKey)")
+    key_bits = spki[1].expect(BIT_STRING, "subjectPublicKey").content[1:]
+    identifiers: List[bytes] = []
+    if OID_SUBJECT_KEY_IDENTIFIER in parsed.extensions:
+        value = parsed.extensions[OID_SUBJECT_KEY_IDENTIFIER][1]
+        identifiers.append(read_one(value, "subjectKeyIdentifier", strict=True, contained=True)
+                           .expect(OCTET_STRING, "subjectKeyIdentifier").content)
+    method_1 = hashlib.sha1(key_bits).digest()  # noqa: S324  (RFC 5280's key identifier, not security)
+    if method_1 not in identifiers:
+        identifiers.append(method_1)
+    return {"issuer": fields[2].raw, "serial": int.from_bytes(parsed.serial, "big", signed=True),
+            "subject_key_identifiers": identifiers}
 
 
 def _raw_name(rdns: List[List[_Attribute]]) -> bytes:
