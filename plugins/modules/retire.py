@@ -33,8 +33,15 @@ description:
   - The stores of O(stores) are converged first (each locked, read, planned, written, backed up
     and recorded in the manifest exactly as M(sne.guichet.keystores) does); a store that fails
     fails the run before the scan, with every store's outcome in RV(stores).
+  - With O(outboxes), the guichet software's outbound folders are read as well - every
+    regular file that is a CMS EnvelopedData message (DER or BER, PEM, S/MIME) has its
+    recipients matched against the retired certificates of O(certificates), by issuer and serial
+    number and by subject key identifier; nothing is decrypted. The messages to a retired
+    certificate are reported in RV(outbox) and, with O(outbox_quarantine), moved into the same
+    quarantine as the stray copies (C(rollback.yml) puts them back). Messages to other
+    certificates and files that are not CMS are left alone.
   - Everything is read and planned before anything is written; the configuration files are
-    rewritten first, then the copies are moved. The first write that fails stops the run,
+    rewritten first, then the copies are moved, then the outbound messages. The first write that fails stops the run,
     which fails naming the file and the cause and saying what was done before; the file that
     failed is left byte-identical.
 author:
@@ -131,6 +138,38 @@ options:
     type: list
     elements: path
     default: []
+  certificates:
+    description:
+      - The certificates of the retired generation (PEM text, one or several per item), from
+        which the outbound messages encrypted to them are recognised - their issuer and serial
+        number, and their subject key identifier (the extension, and RFC 5280 method 1 - the
+        SHA-1 of the public key).
+      - Each must have one of the fingerprints of O(sha256) - the run fails before anything is
+        done otherwise, since a current certificate given by mistake would quarantine the live
+        messages.
+      - Required when O(outboxes) is given.
+    type: list
+    elements: str
+    default: []
+  outboxes:
+    description:
+      - Outbound folders of the guichet software - every regular file in them (down to
+        O(max_depth), links not followed) that is a CMS EnvelopedData message to a certificate
+        of O(certificates) is reported in RV(outbox). Empty - no outbox is read.
+    type: list
+    elements: path
+    default: []
+  outbox_quarantine:
+    description:
+      - Move the outbound messages to a retired certificate into the quarantine (as the stray
+        copies - C(<quarantine_dir>/<run_id><original path>)), so that the software can produce
+        them again with the new certificate.
+      - Off by default - they are only reported. Before the revocation hour a message to the
+        retired certificate is still accepted, so moving it away would stop a message that
+        would have gone through; after it, the SNE drops it with no answer. Turn it on for the
+        run that follows the cutover, or let the messages leave first.
+    type: bool
+    default: false
   quarantine:
     description: Move the stray copies into the quarantine. When off, they are left where they are and not reported.
     type: bool
@@ -224,6 +263,15 @@ EXAMPLES = r"""
     that: (sne_retired.needs_attention + sne_retired.quarantine_taken) | length == 0
     fail_msg: "still there: {{ sne_retired.needs_attention + sne_retired.quarantine_taken }}"
 
+- name: Report the queued messages still encrypted to V4, and quarantine them after the cutover
+  sne.guichet.retire:
+    sha256: "{{ sne_retired_sha256 }}"
+    certificates: "{{ sne_retired_certificates }}"
+    outboxes: [/var/spool/guichet/out]
+    outbox_quarantine: true
+    run_id: "{{ sne_run_id }}"
+  register: sne_retired_outbox
+
 - name: See what a run would move and rewrite, changed lines only
   sne.guichet.retire:
     sha256: "{{ sne_retired_sha256 }}"
@@ -290,6 +338,28 @@ failed_stores:
   type: list
   elements: str
   sample: []
+outbox:
+  description:
+    - What the outbound folders of O(outboxes) hold - C(folders) (read), C(folders_missing)
+      (given but not there), C(quarantine) (O(outbox_quarantine)), C(messages) (CMS
+      EnvelopedData files read), C(retired_messages) (how many are to a retired certificate),
+      C(oldest) (the oldest one's modification time, ISO 8601 UTC, or null), C(paths) (those
+      messages), C(moved) (moved into the quarantine - would be, in check mode), C(quarantine_taken)
+      (left because their quarantine place is taken), C(unreadable) (files that could not be
+      read or are cut CMS messages, each C(path) and C(msg); never moved).
+  returned: always
+  type: dict
+  sample:
+    folders: [/var/spool/guichet/out]
+    folders_missing: []
+    quarantine: true
+    messages: 4
+    retired_messages: 3
+    oldest: "2016-01-06T18:02:11Z"
+    paths: [/var/spool/guichet/out/0001.p7m, /var/spool/guichet/out/0002.p7m, /var/spool/guichet/out/0003.eml]
+    moved: [/var/spool/guichet/out/0001.p7m, /var/spool/guichet/out/0002.p7m, /var/spool/guichet/out/0003.eml]
+    quarantine_taken: []
+    unreadable: [{"path": "/var/spool/guichet/out/0004.p7m", "msg": "truncated at byte 0: ContentInfo: an element of 392 bytes runs past the end of the data"}]
 run_id:
   description: Name of this run's backup and quarantine folders.
   returned: always
@@ -298,8 +368,8 @@ run_id:
 diff:
   description:
     - In diff mode, first each changed store's entries before and after (as
-      M(sne.guichet.keystores) shows them), then one entry per copy moved (C(path), C(quarantine), before and after paths)
-      and per configuration file rewritten (C(path), C(replacements), and C(prepared) - only the
+      M(sne.guichet.keystores) shows them), then one entry per copy or outbound message moved (C(path), C(quarantine),
+      before and after paths) and per configuration file rewritten (C(path), C(replacements), and C(prepared) - only the
       changed lines, a unified diff without context).
   returned: when diff mode is on
   type: list
@@ -330,6 +400,9 @@ def main() -> None:
         max_depth=dict(type="int", default=8),
         passwords=dict(type="raw", no_log=True),
         declared=dict(type="list", elements="path", default=[]),
+        certificates=dict(type="list", elements="str", default=[]),
+        outboxes=dict(type="list", elements="path", default=[]),
+        outbox_quarantine=dict(type="bool", default=False),
         quarantine=dict(type="bool", default=True),
         quarantine_dir=dict(type="path", default="/var/lib/sne-guichet/quarantine"),
         config_files=dict(type="list", elements="dict", default=[], options=dict(

@@ -15,6 +15,10 @@ nothing but retired certificates), each configuration file read and rewritten in
 only then write: the configuration files first (a configuration never names a file already
 moved away), then the moves. The first write that fails stops the run; the result says what
 was done before it.
+
+With ``outboxes``, the outbound folders are read too (``outbox.py``): the messages encrypted to
+a retired certificate (option ``certificates``) are reported in ``outbox`` and, with
+``outbox_quarantine``, locked, read again and moved into the same quarantine after the strays.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
 from ansible_collections.sne.guichet.plugins.module_utils._common.io import Backups
 from ansible_collections.sne.guichet.plugins.module_utils._common.lock import DEFAULT_TIMEOUT, StoreLocks
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import CommandRunner, module_tools
+from ansible_collections.sne.guichet.plugins.module_utils._retire.outbox import (
+    OutboxScan,
+    RetiredIds,
+    outbox_result,
+    scan_outboxes,
+    still_retired,
+)
 from ansible_collections.sne.guichet.plugins.module_utils._retire.quarantine import (
     STAGING,
     TAKEN,
@@ -47,12 +58,14 @@ DEFAULT_MAX_DEPTH = 8  # the module's and the retire role's default
 
 
 class Plan:
-    """What one run does: the moves and rewrites, and what it leaves for a person."""
+    """What one run does: the moves and rewrites, and what it leaves for a person; the
+    moves of the outbound messages to a retired certificate (``outbox_moves``)."""
 
     def __init__(self) -> None:
         self.moves: List[Move] = []
         self.rewrites: List[Rewrite] = []
         self.attention: List[str] = []
+        self.outbox_moves: List[Move] = []
 
     @property
     def taken(self) -> List[str]:
@@ -112,9 +125,21 @@ def _plan(params: Dict[str, Any], movable: List[str], rules: Dict[str, Any], run
     return plan
 
 
+def _plan_outbox(plan: Plan, messages: List[str], retired: RetiredIds, quarantine_dir: str,
+                 run_id: str) -> None:
+    """The moves of the retired messages, each read again under its lock (one sent or
+    replaced meanwhile is not moved)."""
+    for path in messages:
+        move = plan_move(path, quarantine_dir, run_id)
+        if move is not None and still_retired(path, retired):
+            plan.outbox_moves.append(move)
+
+
 def _apply(plan: Plan, backups: Backups, done: Dict[str, List[str]], quarantine_dir: str) -> None:
-    """Write the plan, configuration files first; ``done`` filled as it goes (with the file
-    whose write failed after it took effect: a folder fsync that failed after the rename)."""
+    """Write the plan, configuration files first, then the strays, then the outbound
+    messages; ``done`` filled as it goes (with the file whose write failed after it took
+    effect: a folder fsync that failed after the rename). A message gone when it is moved was
+    sent meanwhile: not a failure, not moved."""
     clean_staging(quarantine_dir)
     for rewrite in plan.rewrites:
         try:
@@ -132,9 +157,38 @@ def _apply(plan: Plan, backups: Backups, done: Dict[str, List[str]], quarantine_
                 done["quarantined"].append(move.source)
             raise
         done["quarantined"].append(move.source)
+    for move in plan.outbox_moves:
+        if move.action == TAKEN:
+            continue
+        try:
+            apply_move(move)
+        except SneError:
+            if move.took_effect():
+                done["outbox_moved"].append(move.source)
+            elif not os.path.lexists(move.source) and not os.path.lexists(move.place):
+                continue  # sent meanwhile
+            raise
+        done["outbox_moved"].append(move.source)
 
 
 Outcome = Tuple[Dict[str, Any], Optional[str]]
+
+
+def _retired_ids(params: Dict[str, Any]) -> RetiredIds:
+    """The retired certificates' identifiers (ArgumentError before anything is done when one
+    is not retired, or when outboxes are given without them)."""
+    retired = RetiredIds(list(params.get("certificates") or []), list(params.get("sha256") or []))
+    if params.get("outboxes") and not retired:
+        raise ArgumentError("outboxes given but no certificates: give the retired generation's "
+                            "certificates (PEM) so that their messages can be recognised")
+    return retired
+
+
+def _scan_outbox(params: Dict[str, Any], retired: RetiredIds) -> OutboxScan:
+    depth = params.get("max_depth")
+    skip = [params["quarantine_dir"], params["backup_dir"]]
+    return scan_outboxes(list(params.get("outboxes") or []), retired,
+                         DEFAULT_MAX_DEPTH if depth is None else depth, skip)
 
 
 def _clean_stores(params: Dict[str, Any], check_mode: bool, backups: Backups, tools: Tuple[Any, Any],
@@ -176,10 +230,13 @@ def retire(params: Dict[str, Any], check_mode: bool = False, diff: bool = False,
     backups = Backups(params["backup_dir"] if params.get("backup", True) else None, params.get("run_id"))
     run_id = _run_id(backups)
     rules = rules_by_file(params.get("config_files") or [])
+    retired = _retired_ids(params)
     tools = (run_command, find_tool)
+    outbox_quarantine = bool(params.get("outbox_quarantine"))
     result: Dict[str, Any] = dict(changed=False, run_id=run_id, stores=[], stores_changed=[],
                                   failed_stores=[], found={}, quarantined=[], quarantine_taken=[],
-                                  needs_attention=[], config_rewritten=[])
+                                  needs_attention=[], config_rewritten=[],
+                                  outbox=outbox_result(OutboxScan(), outbox_quarantine))
     declared = list(params.get("declared") or [])
     if params.get("stores") and params.get("sha256"):
         error = _clean_stores(params, check_mode, backups, tools, result, diff)
@@ -196,42 +253,52 @@ def retire(params: Dict[str, Any], check_mode: bool = False, diff: bool = False,
     sorted_ = strays(files, declared, list(rules))
     movable = sorted_["movable"] if params.get("quarantine", True) else []
     result.update(found=found, needs_attention=sorted_["attention"])
+    outbox = _scan_outbox(params, retired) if params.get("outboxes") else OutboxScan()
+    result["outbox"] = outbox_result(outbox, outbox_quarantine)
+    messages = result["outbox"]["paths"] if outbox_quarantine else []
     timeout = params.get("lock_timeout")
-    locks = StoreLocks(movable + list(rules), DEFAULT_TIMEOUT if timeout is None else timeout, run_id)
+    locked = movable + list(rules) + messages
+    locks = StoreLocks(locked, DEFAULT_TIMEOUT if timeout is None else timeout, run_id)
     with locks:
-        refused = [str(locks.errors[p]) for p in dict.fromkeys(movable + list(rules)) if p in locks.errors]
+        refused = [str(locks.errors[p]) for p in dict.fromkeys(locked) if p in locks.errors]
         cleaned = "the stores %s were cleaned before" % ", ".join(result["stores_changed"]) if (
             stores_changed and not check_mode) else ""
         if refused:
             return result, "; ".join(list(dict.fromkeys(refused)) + ([cleaned] if cleaned else []))
         try:
             plan = _plan(params, movable, rules, run_id, tools)
+            _plan_outbox(plan, messages, retired, params["quarantine_dir"], run_id)
         except SneError as exc:
             return result, "%s; %s" % (exc.reason, cleaned or "nothing was changed")
         result["needs_attention"] = sorted(set(result["needs_attention"]) | set(plan.attention))
         result["quarantine_taken"] = plan.taken
+        outbox_moves = [m for m in plan.outbox_moves if m.action != TAKEN]
+        result["outbox"]["quarantine_taken"] = [m.source for m in plan.outbox_moves if m.action == TAKEN]
         if diff:
             result["diff"] = (store_diffs + [r.diff() for r in plan.rewrites]
-                              + [m.diff() for m in plan.to_move])
+                              + [m.diff() for m in plan.to_move] + [m.diff() for m in outbox_moves])
         if check_mode:
             result["quarantined"] = [m.source for m in plan.to_move]
             result["config_rewritten"] = [r.path for r in plan.rewrites]
-            result["changed"] = stores_changed or bool(plan.rewrites or plan.to_move)
+            result["outbox"]["moved"] = [m.source for m in outbox_moves]
+            result["changed"] = stores_changed or bool(plan.rewrites or plan.to_move or outbox_moves)
             return result, None
-        done: Dict[str, List[str]] = {"quarantined": [], "config_rewritten": []}
+        done: Dict[str, List[str]] = {"quarantined": [], "config_rewritten": [], "outbox_moved": []}
         try:
             _apply(plan, backups, done, params["quarantine_dir"])
         except SneError as exc:
             error: Optional[str] = exc.reason
         else:
             error = None
-    result.update(done, changed=stores_changed or bool(done["quarantined"] or done["config_rewritten"]))
+    result["outbox"]["moved"] = done.pop("outbox_moved")
+    result.update(done, changed=stores_changed or bool(done["quarantined"] or done["config_rewritten"]
+                                                       or result["outbox"]["moved"]))
     if error is not None:
         if diff:
-            kept = done["quarantined"] + done["config_rewritten"]
+            kept = done["quarantined"] + done["config_rewritten"] + result["outbox"]["moved"]
             result["diff"] = store_diffs + [d for d in result["diff"][len(store_diffs):] if d["path"] in kept]
         written = ((result["stores_changed"] if stores_changed else [])
-                   + done["config_rewritten"] + done["quarantined"])
+                   + done["config_rewritten"] + done["quarantined"] + result["outbox"]["moved"])
         error += "; done before the failure: %s" % (", ".join(written) if written else "nothing")
     return result, error
 

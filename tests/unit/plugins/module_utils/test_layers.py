@@ -33,7 +33,8 @@ LAYERS = {
     "_retire": 5,  # the retire module: the scan and store engines, _common (not _probe, _bundle)
 }
 # Units that may use only some of the layers below theirs.
-ONLY = {"_retire": {"_scan", "_stores", "_common"}}
+# _retire's outbox reads CMS messages (_formats/cms.py) and the retired certificates (_x509).
+ONLY = {"_retire": {"_scan", "_stores", "_common", "_formats", "_x509"}}
 # Units of one concern that may use each other although on the same layer.
 FRIENDS = {frozenset(("_scan", "_scan_options")), frozenset(("_scan", "_scan_refs")),
            frozenset(("_oids", "_asn1"))}
