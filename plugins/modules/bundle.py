@@ -26,8 +26,15 @@ description:
     genuine and O(retired_sha256) whether it is a retired generation. A common name that does
     not name O(generation) is only a warning (RV(generation_label_matches) is V(false)); to
     refuse a certificate by its name, set O(generation_pattern).
+  - With O(crls) (or O(crl_from_distribution_points)), revocation is proven too. Each CRL
+    must be signed by the authority that issued the certificate it is about (checked before
+    anything it lists is read), name that authority as issuer, be current at O(valid_at)
+    (thisUpdate past, nextUpdate not passed) and carry no unknown critical extension. Then the
+    bundle's certificate must not be on it (else check V(revoked)), and with
+    O(require_retired_revoked) the retired one must be (else V(retired_not_revoked)). What was
+    found is returned in RV(revocation).
   - Every refusal names the check that failed in RV(ignore:check) (for example V(validity),
-    V(chain), V(zip_path)).
+    V(chain), V(zip_path), V(crl_signature)).
   - "Runs on the controller: use it with C(delegate_to: localhost) and C(run_once: true)."
 author:
   - sne.guichet developers (@sne-guichet)
@@ -144,6 +151,50 @@ options:
     description: Largest uncompressed member accepted, in bytes.
     type: int
     default: 4194304
+  crls:
+    description:
+      - The authorities' certificate revocation lists, each a V(https://...) or V(http://...) URL
+        (downloaded as O(src) is, same proxy and TLS options), a path on the host running the
+        module, or the PEM text itself. DER or PEM is told by the content; a PEM file may hold
+        several CRLs.
+      - When any is given, the bundle's certificate must be covered by a verified CRL of its
+        issuing authority (else V(crl_missing)) and must not be listed on it (else V(revoked)).
+      - Every CRL given must be about a certificate being checked. A CRL of another authority is
+        refused (V(crl_issuer)), never ignored. A CRL signed by another key than that of the
+        authority it names is refused (V(crl_signature)). A CRL not yet valid or past its
+        nextUpdate is refused (V(crl_stale)). An unknown critical extension, a delta CRL or a
+        partial CRL is refused (V(crl_extension)). What is not a CRL is refused (V(crl_parse)).
+    type: list
+    elements: str
+    default: []
+  crl_from_distribution_points:
+    description:
+      - Also download the CRLs named by the HTTP(S) cRLDistributionPoints of the certificates
+        checked (the bundle's certificate, and those of O(retired_certificates)), with the same
+        code and options as O(src). A download that fails refuses the bundle (RV(ignore:check)
+        V(fetch)).
+    type: bool
+    default: false
+  retired_certificates:
+    description:
+      - Certificates of the retired generation (PEM text, or paths to PEM or DER files), for
+        example the V4 encryption certificate and its authority. Their fingerprints are
+        refused in the bundle as O(retired_sha256) are.
+      - The encryption certificates among them are looked up in the CRLs (RV(revocation));
+        the authorities among them only verify the signature of their own CRLs.
+    type: list
+    elements: str
+    default: []
+  retired_generation:
+    description:
+      - Label of the retired generation, for example V(V4), in RV(revocation) and the reports.
+    type: str
+  require_retired_revoked:
+    description:
+      - Require a verified CRL of the retired encryption certificates' authority (V(crl_missing))
+        on which they are listed (V(retired_not_revoked)). Needs O(retired_certificates).
+    type: bool
+    default: false
   cache_dir:
     description:
       - When set, the verified archive and the certificate and authority (PEM and DER) are
@@ -187,6 +238,23 @@ EXAMPLES = r"""
     certificate_sha256: "{{ sne_certificate_sha256 }}"
     generation: V5
     generation_pattern: '^CN=Chiffrement SNE,OU=SNE,'
+  delegate_to: localhost
+  run_once: true
+  register: sne_bundle
+
+- name: Prove that V5 is not revoked and V4 is, by the authorities' CRLs
+  sne.guichet.bundle:
+    src: /srv/sne/Chiffrement_SNEV5.zip
+    authority_sha256: ["{{ sne_authority_sha256 }}"]
+    generation: V5
+    crls:
+      - http://crl.sne.example.org/ac-sne-v5.crl
+      - /srv/sne/ac-sne-v4.crl
+    retired_certificates:
+      - /srv/sne/Chiffrement_SNEV4.pem
+      - /srv/sne/AC_SNE_V4.pem
+    retired_generation: V4
+    require_retired_revoked: true
   delegate_to: localhost
   run_once: true
   register: sne_bundle
@@ -314,11 +382,81 @@ generation_label_matches:
 check:
   description:
     - On failure, the name of the check that refused the bundle (V(generation) when the subject
-      does not match O(generation_pattern)), V(fetch) when it could not be read, or
-      V(arguments) for an invalid option value.
+      does not match O(generation_pattern), V(revoked) when a CRL lists the bundle's
+      certificate), V(fetch) when it or a CRL could not be read, or V(arguments) for an invalid
+      option value.
   returned: failure
   type: str
   sample: chain
+revocation:
+  description:
+    - What the CRLs say, one entry per certificate looked up (the bundle's, then the retired
+      ones); empty when no CRL is given or required.
+    - Also returned with a refusal by a revocation check.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    generation:
+      description: O(generation) for the bundle's certificate, O(retired_generation) for a retired one.
+      type: str
+      returned: success
+      sample: V4
+    role:
+      description: V(current) (the bundle's certificate) or V(retired).
+      type: str
+      returned: success
+      sample: retired
+    subject:
+      description: The certificate's subject, RFC 4514.
+      type: str
+      returned: success
+      sample: CN=Chiffrement_SNEV4,O=Ministere,C=FR
+    sha256:
+      description: The certificate's SHA-256 fingerprint.
+      type: str
+      returned: success
+      sample: "5C:0A:...:9E"
+    serial:
+      description: The certificate's serial number, hexadecimal.
+      type: str
+      returned: success
+      sample: 5E1004
+    authority:
+      description: Common name of the issuing authority, whose CRL was read.
+      type: str
+      returned: success
+      sample: AC SNE V4
+    revoked:
+      description: Whether the CRL lists it; V(null) when no CRL of its authority was given.
+      type: bool
+      returned: success
+      sample: true
+    revoked_at:
+      description: Revocation date the CRL gives, ISO 8601 UTC; V(null) when not revoked.
+      type: str
+      returned: success
+      sample: "2016-01-07T08:00:00+00:00"
+    reason:
+      description: The CRL's reason code, for example V(superseded); V(null) when none.
+      type: str
+      returned: success
+      sample: superseded
+    crl:
+      description: The CRL that decided (its URL, path, or V(crls[N]) for PEM text).
+      type: str
+      returned: success
+      sample: /srv/sne/ac-sne-v4.crl
+    crl_this_update:
+      description: Its thisUpdate, ISO 8601 UTC.
+      type: str
+      returned: success
+      sample: "2016-01-07T08:30:00+00:00"
+    crl_next_update:
+      description: Its nextUpdate, ISO 8601 UTC.
+      type: str
+      returned: success
+      sample: "2016-01-14T08:30:00+00:00"
 files:
   description: Files written into O(cache_dir) (empty when it is unset or in check mode).
   returned: success
@@ -355,6 +493,11 @@ def main() -> None:
         max_members=dict(type="int", default=64),
         max_member_size=dict(type="int", default=4 * 1024 * 1024),
         cache_dir=dict(type="path"),
+        crls=dict(type="list", elements="str", default=[]),
+        crl_from_distribution_points=dict(type="bool", default=False),
+        retired_certificates=dict(type="list", elements="str", default=[]),
+        retired_generation=dict(type="str"),
+        require_retired_revoked=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     problem = cryptography_problem()

@@ -135,7 +135,7 @@ def test_without_a_keys_folder_fresh_keys_are_made_beside_the_pki(
 # ------------------------------------------------------------------------------ certificates
 def test_every_certificate_parses_and_matches_the_manifest(pki: Tuple[str, Dict[str, Any]]) -> None:
     outdir, manifest = pki
-    assert len(manifest["certificates"]) == 16
+    assert len(manifest["certificates"]) == 17
     for ident, entry in manifest["certificates"].items():
         with open(os.path.join(outdir, entry["der"]), "rb") as fh:
             der = fh.read()
@@ -249,6 +249,66 @@ def test_default_client_verifier_wants_a_san(pki: Tuple[str, Dict[str, Any]]) ->
     plain = PolicyBuilder().store(Store([cert(pki, "root")])).time(VALID_AT).build_client_verifier()
     with pytest.raises(VerificationError, match="2.5.29.17"):
         plain.verify(cert(pki, "chiffrement-v5"), [cert(pki, "ac-v5")])
+
+
+def test_only_the_cdp_certificate_names_a_distribution_point(pki: Tuple[str, Dict[str, Any]]) -> None:
+    outdir, manifest = pki
+    for ident in manifest["certificates"]:
+        has = any(e.oid == ExtensionOID.CRL_DISTRIBUTION_POINTS for e in cert(pki, ident).extensions)
+        assert has is (ident == "chiffrement-v5-cdp"), ident
+    cdp, v5 = cert(pki, "chiffrement-v5-cdp"), cert(pki, "chiffrement-v5")
+    points = cdp.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for p in points for n in p.full_name] == [manifest["crl_distribution_point"]]
+    assert (cdp.subject, cdp.issuer, cdp.public_key()) == (v5.subject, v5.issuer, v5.public_key())
+
+
+# --------------------------------------------------------------------------------------- CRLs
+def _openssl_crl(pki: Tuple[str, Dict[str, Any]], name: str, form: str, *args: str) -> str:
+    assert OPENSSL is not None
+    entry = pki[1]["crls"][name]
+    run = subprocess.run([OPENSSL, "crl", "-noout", "-inform", form.upper(), "-in",
+                          os.path.join(pki[0], entry[form]), *args],
+                         capture_output=True, text=True, check=False)
+    return run.stdout + run.stderr
+
+
+@needs_openssl
+@pytest.mark.parametrize("form", ["der", "pem"])
+def test_crls_are_what_the_manifest_says_by_openssl(pki: Tuple[str, Dict[str, Any]], form: str) -> None:
+    """openssl reads every CRL (DER and PEM), verifies it against the key the manifest names,
+    and lists the serials the manifest says it revokes."""
+    outdir, manifest = pki
+    signer = {"ac-v4": "ac-v4", "ac-v5": "ac-v5", "ac-v6": "ac-v6", "wrong-ca": "ac-v5-impostor"}
+    for name, entry in manifest["crls"].items():
+        if name == "garbage":
+            assert "unable to load crl" in _openssl_crl(pki, name, form).lower()
+            continue
+        text = _openssl_crl(pki, name, form, "-text")
+        assert "Issuer: C = FR, O = Ministere du Logement (test), CN = " in text
+        assert [m.upper() for m in re.findall(r"Serial Number: ([0-9A-Fa-f]+)", text)] == \
+            [r["serial_hex"] for r in entry["revoked"]]
+        own = _openssl_crl(pki, name, form, "-CAfile", path(pki, entry["issuer_certificate"]))
+        assert ("verify OK" in own) is (entry["signed_by"] == entry["issuer_certificate"]), name
+        signed = _openssl_crl(pki, name, form, "-CAfile", path(pki, signer[entry["signed_by"]]))
+        assert "verify OK" in signed, name
+        if entry["expect"] == "crl_extension":
+            assert "1.3.6.1.4.1.32473.1.1: critical" in text
+
+
+def test_crl_dates_and_the_v4_revocation(pki: Tuple[str, Dict[str, Any]]) -> None:
+    crls = pki[1]["crls"]
+    assert crls["ac-v4"]["revoked"] == [{"certificate": "chiffrement-v4", "serial": 0x5E1004,
+                                         "serial_hex": "5E1004", "revoked_at": "2016-01-07T08:00:00Z",
+                                         "reason": "superseded"}]
+    assert [r["certificate"] for r in crls["ac-v5-revokes-v5"]["revoked"]] == ["chiffrement-v5"]
+    assert "chiffrement-v5" not in [r["certificate"] for r in crls["ac-v5"]["revoked"]]
+    at = VALID_AT.strftime("%Y-%m-%dT%H:%M:%SZ")
+    for name, entry in crls.items():
+        if name == "garbage":
+            continue
+        current = entry["this_update"] <= at < entry["next_update"]
+        assert current is (name not in ("ac-v5-expired", "ac-v5-not-yet-valid")), name
+        assert entry["expect"] != "crl_stale" or not current
 
 
 # ----------------------------------------------------------------------------------- bundles

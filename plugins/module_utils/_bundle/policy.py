@@ -12,7 +12,10 @@ raises :class:`BundleError` whose ``check`` names the check that failed, so an o
 
 ``checksum`` ``zip_format`` ``zip_empty`` ``zip_path`` ``zip_limits`` ``parse``
 ``private_key`` ``leaf_count`` ``retired`` ``generation`` ``key_size``
-``basic_constraints`` ``key_usage`` ``validity`` ``pin`` ``trust`` ``chain``
+``basic_constraints`` ``key_usage`` ``validity`` ``pin`` ``trust`` ``chain``, then, when
+CRLs are given or required (``_bundle/crl.py``): ``fetch`` (a distribution point)
+``crl_parse`` ``crl_issuer`` ``crl_signature`` ``crl_extension`` ``crl_stale``
+``crl_missing`` ``revoked`` ``retired_not_revoked``
 
 (and ``arguments`` for a policy that cannot be applied, such as a ``generation_pattern``
 that is not a regular expression).
@@ -29,8 +32,9 @@ from __future__ import annotations
 import datetime
 import hashlib
 import re
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.crl import Subject, prove_revocation
 from ansible_collections.sne.guichet.plugins.module_utils._bundle.intake import (
     MIN_RSA_BITS,
     BundleError,
@@ -167,7 +171,12 @@ class Policy:
                  valid_at: Optional[datetime.datetime] = None,
                  min_days_remaining: int = 30,
                  checksum: Optional[str] = None,
-                 limits: Optional[Limits] = None) -> None:
+                 limits: Optional[Limits] = None,
+                 crls: Optional[Sequence[Tuple[str, bytes]]] = None,
+                 crl_from_distribution_points: bool = False,
+                 retired_certificates: Optional[Sequence[bytes]] = None,
+                 retired_generation: Optional[str] = None,
+                 require_retired_revoked: bool = False) -> None:
         self.certificate_sha256 = (normalize_fingerprint(certificate_sha256)
                                    if certificate_sha256 else None)
         self.authority_sha256 = [normalize_fingerprint(v) for v in (authority_sha256 or [])]
@@ -188,6 +197,46 @@ class Policy:
         self.min_days_remaining = min_days_remaining
         self.checksum = checksum
         self.limits = limits or Limits()
+        # Revocation (crl.py): the CRLs as (source, bytes), read by the caller.
+        self.crls = list(crls or [])
+        self.crl_from_distribution_points = crl_from_distribution_points
+        self.retired_certificates = load_certificates(retired_certificates or [], "retired_certificates")
+        self.retired_sha256 |= set(fingerprint(c) for c in self.retired_certificates)
+        self.retired_generation = retired_generation
+        self.require_retired_revoked = require_retired_revoked
+        if require_retired_revoked and not [c for c in self.retired_certificates if not _basic_ca(c)]:
+            raise BundleError("arguments", "require_retired_revoked needs the retired encryption "
+                              "certificate in retired_certificates")
+
+    def revocation_wanted(self) -> bool:
+        return bool(self.crls or self.crl_from_distribution_points or self.require_retired_revoked)
+
+
+def load_certificates(items: Sequence[bytes], option: str) -> List[Any]:
+    """Certificates given as PEM (any number of blocks) or DER, or ``arguments``."""
+    result: List[Any] = []
+    for item in items:
+        blocks = [b for label, b in _pem_blocks(item) if label == "CERTIFICATE"]
+        try:
+            result += ([x509.load_pem_x509_certificate(b) for b in blocks] if blocks
+                       else [x509.load_der_x509_certificate(item)])
+        except ValueError as exc:
+            raise BundleError("arguments", "%s holds something that is not a certificate: %s" % (option, exc))
+    return result
+
+
+def _revocation(leaf: Any, authorities: List[Any], anchors: List[Any], policy: Policy,
+                fetch: Optional[Callable[[str], bytes]]) -> List[Dict[str, Any]]:
+    """The bundle's certificate not revoked, the retired ones revoked when required (crl.py)."""
+    subjects = [Subject(leaf, policy.generation or "new", "current", required=True, must_be_revoked=False)]
+    for cert in policy.retired_certificates:
+        if not _basic_ca(cert):  # the retired authorities only verify their CRLs
+            subjects.append(Subject(cert, policy.retired_generation or "retired", "retired",
+                                    required=policy.require_retired_revoked,
+                                    must_be_revoked=policy.require_retired_revoked))
+    pool = list(authorities) + list(anchors) + [c for c in policy.retired_certificates if _basic_ca(c)]
+    return prove_revocation(subjects, pool, policy.crls, policy.valid_at, fetch=fetch,
+                            from_distribution_points=policy.crl_from_distribution_points)
 
 
 def load_anchor_certificates(items: Sequence[bytes]) -> List[Any]:
@@ -224,8 +273,11 @@ def _verify_chain(leaf: Any, intermediates: List[Any], roots: List[Any],
     return list(verified.chain)
 
 
-def verify_bundle(data: bytes, policy: Policy) -> Dict[str, Any]:
-    """Run every check on an archive; return the facts, or raise BundleError."""
+def verify_bundle(data: bytes, policy: Policy, fetch: Optional[Callable[[str], bytes]] = None
+                  ) -> Dict[str, Any]:
+    """Run every check on an archive; return the facts, or raise BundleError.
+
+    ``fetch`` reads a CRL distribution point (URL -> bytes, raising FetchError)."""
     if policy.checksum:
         check_checksum(data, policy.checksum)
     members = read_zip(data, policy.limits)
@@ -331,6 +383,13 @@ def verify_bundle(data: bytes, policy: Policy) -> Dict[str, Any]:
         if fingerprint(cert) in policy.retired_sha256:
             raise BundleError("retired", "the chain goes through retired %s"
                               % cert.subject.rfc4514_string(), **facts)
+
+    facts["revocation"] = []
+    if policy.revocation_wanted():
+        try:
+            facts["revocation"] = _revocation(leaf, authorities, anchors, policy, fetch)
+        except BundleError as exc:
+            raise BundleError(exc.check, exc.msg, **dict(facts, **exc.facts)) from exc
 
     days_left = (leaf.not_valid_after_utc - when).days
     if days_left < policy.min_days_remaining:

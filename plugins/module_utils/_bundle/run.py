@@ -14,6 +14,7 @@ import os
 import stat
 from typing import Any, Dict, List, Tuple
 
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.crl import MAX_CRL_SIZE
 from ansible_collections.sne.guichet.plugins.module_utils._bundle.fetch import FetchError, is_url, read_source
 from ansible_collections.sne.guichet.plugins.module_utils._bundle.intake import BundleError, Limits
 from ansible_collections.sne.guichet.plugins.module_utils._bundle.policy import Policy, verify_bundle
@@ -34,8 +35,8 @@ def parse_instant(value: str) -> datetime.datetime:
     return parsed.astimezone(datetime.timezone.utc)
 
 
-def read_anchors(items: List[str]) -> List[bytes]:
-    """Anchors are PEM content, or paths to PEM/DER files."""
+def read_anchors(items: List[str], check: str = "trust", what: str = "trust anchor") -> List[bytes]:
+    """Anchors (and retired certificates) are PEM content, or paths to PEM/DER files."""
     result = []
     for item in items:
         if "-----BEGIN" in item:
@@ -44,11 +45,22 @@ def read_anchors(items: List[str]) -> List[bytes]:
         path = os.path.expanduser(item)
         try:
             if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO would block, a device never end
-                raise BundleError("trust", "cannot read trust anchor %s: not a regular file" % item)
+                raise BundleError(check, "cannot read %s %s: not a regular file" % (what, item))
             with open(path, "rb") as handle:
                 result.append(handle.read(1024 * 1024))
         except OSError as exc:
-            raise BundleError("trust", "cannot read trust anchor %s: %s" % (item, exc.strerror))
+            raise BundleError(check, "cannot read %s %s: %s" % (what, item, exc.strerror))
+    return result
+
+
+def read_crls(module: Any, items: List[str], timeout: int) -> List[Tuple[str, bytes]]:
+    """(source, bytes) of each CRL: PEM content, a URL (the bundle's fetch code) or a path."""
+    result = []
+    for number, item in enumerate(items):
+        if "-----BEGIN" in item:
+            result.append(("crls[%d]" % number, item.encode("ascii", "replace")))
+        else:
+            result.append((item, read_source(module, item, MAX_CRL_SIZE, timeout)))
     return result
 
 
@@ -97,6 +109,8 @@ def summarize(facts: Dict[str, Any]) -> Dict[str, Any]:
         result["certificate"] = {k: facts["certificate"][k] for k in keys}
     if "authority" in facts:
         result["authority"] = [{k: a[k] for k in keys} for a in facts["authority"]]
+    if "revocation" in facts:
+        result["revocation"] = facts["revocation"]
     return result
 
 
@@ -124,7 +138,12 @@ def run_bundle(module: Any) -> None:
                         valid_at=valid_at,
                         min_days_remaining=params["min_days_remaining"],
                         checksum=params["checksum"],
-                        limits=limits)
+                        limits=limits,
+                        crl_from_distribution_points=params["crl_from_distribution_points"],
+                        retired_certificates=read_anchors(params["retired_certificates"], "arguments",
+                                                          "retired certificate"),
+                        retired_generation=params["retired_generation"],
+                        require_retired_revoked=params["require_retired_revoked"])
     except ValueError as exc:
         module.fail_json(msg="invalid fingerprint: %s" % exc, check="arguments")
     except BundleError as exc:
@@ -134,10 +153,15 @@ def run_bundle(module: Any) -> None:
                          check=exc.check)
     try:
         data = read_source(module, params["src"], params["max_archive_size"], params["timeout"])
+        policy.crls = read_crls(module, params["crls"], params["timeout"])
     except FetchError as exc:
         module.fail_json(msg=str(exc), check="fetch")
+
+    def fetch(url: str) -> bytes:  # a CRL distribution point, with the same code as the bundle
+        return read_source(module, url, MAX_CRL_SIZE, params["timeout"])
+
     try:
-        facts = verify_bundle(data, policy)
+        facts = verify_bundle(data, policy, fetch=fetch)
     except BundleError as exc:
         module.fail_json(msg="bundle refused by check '%s': %s" % (exc.check, exc.msg),
                          check=exc.check, archive_sha256=hashlib.sha256(data).hexdigest(),

@@ -55,6 +55,10 @@ ORG = "Ministere du Logement (test)"
 ZIP_DATE_TIME = (2016, 1, 7, 9, 0, 0)  # V4 revoked on 2016-01-07 at 09:00
 BOMB_SIZE = 64 * 1024 * 1024
 VALID_AT = "2026-06-01T00:00:00Z"
+# Where chiffrement-v5-cdp says the CRL of AC SNE V5 is (served by the tests, never resolved).
+CRL_DISTRIBUTION_POINT = "http://crl.sne.test/ac-v5.crl"
+# V4 revoked by the ministry on 2016-01-07 at 09:00, Paris time.
+V4_REVOKED_AT = dt.datetime(2016, 1, 7, 8, 0, 0, tzinfo=dt.timezone.utc)
 # The order of the bundle verifier's checks that the ``expect`` values assume: the expected
 # value of a bundle is the FIRST check it fails (an expired leaf also fails ``chain``, a
 # 1024-bit leaf also fails ``chain`` because cryptography's verifier wants RSA >= 2048, ...).
@@ -152,6 +156,7 @@ class CertSpec:
     key_usage: x509.KeyUsage = field(default_factory=lambda: LEAF_KU)
     export_key: bool = False  # write <ident>.key (for the SNE simulator)
     ou: Optional[str] = None  # organizationalUnitName, between O and CN
+    crl_urls: Tuple[str, ...] = ()  # cRLDistributionPoints (full names), none when empty
 
 
 def _specs() -> List[CertSpec]:
@@ -186,6 +191,10 @@ def _specs() -> List[CertSpec]:
         # does not name the generation: CN=Chiffrement SNE,OU=SNE,O=...,C=FR.
         CertSpec("chiffrement-v5-unlabelled", "Chiffrement SNE", 0x5E2007, "leaf-v5", "ac-v5",
                  leaf_from, leaf_to, ou="SNE"),
+        # Genuine V5 (same key, authority and validity) that names where its authority's CRL
+        # is published; the host (.test, RFC 2606) resolves nowhere: tests serve it by a proxy.
+        CertSpec("chiffrement-v5-cdp", cn5, 0x5E2008, "leaf-v5", "ac-v5", leaf_from, leaf_to,
+                 crl_urls=(CRL_DISTRIBUTION_POINT,)),
     ]
     return specs
 
@@ -214,6 +223,10 @@ def make_cert(spec: CertSpec, keys: Dict[str, rsa.RSAPrivateKey], key_of: Dict[s
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_pub), critical=False)
     )
+    if spec.crl_urls:
+        points = [x509.DistributionPoint(full_name=[x509.UniformResourceIdentifier(url)], relative_name=None,
+                                         reasons=None, crl_issuer=None) for url in spec.crl_urls]
+        builder = builder.add_extension(x509.CRLDistributionPoints(points), critical=False)
     # PKCS#1 v1.5 is the default padding for RSA keys: deterministic signatures.
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -392,6 +405,102 @@ def _bundles(der: Dict[str, bytes], tampered: bytes, leaf_key_pem: bytes) -> Dic
     }
 
 
+# --------------------------------------------------------------------------------------- CRLs
+# A private OID (the "example" arc of RFC 7229's neighbour, unassigned to anything real): the
+# unknown critical extension a CRL verifier must refuse.
+UNKNOWN_CRITICAL_OID = x509.ObjectIdentifier("1.3.6.1.4.1.32473.1.1")
+
+
+@dataclass
+class CrlSpec:
+    ident: str  # file stem under crls/ and key of manifest["crls"]
+    issuer: str  # ident of the certificate whose subject names the CRL's issuer
+    key: str  # name of the key that signs it (the issuer's own, or not)
+    number: int  # cRLNumber
+    this_update: dt.datetime
+    next_update: dt.datetime
+    revoked: Tuple[Tuple[str, dt.datetime, x509.ReasonFlags], ...] = ()  # (certificate ident, date, reason)
+    unknown_critical: bool = False
+    expect: str = "ok"  # the result for the good V5 bundle given this CRL alone (see _crls)
+    note: Optional[str] = None
+
+
+def _crls() -> List[CrlSpec]:
+    """The CRLs of the test PKI. ``expect`` is what verifying the good V5 bundle (default policy)
+    with this CRL as the only one gives: a CRL of another authority is never ignored."""
+    fresh, stale = utc(2040), utc(2022, 2, 1)
+    since = utc(2025)
+    return [
+        CrlSpec("ac-v4", "ac-v4", "ac-v4", 4, since, fresh,
+                revoked=(("chiffrement-v4", V4_REVOKED_AT, x509.ReasonFlags.superseded),),
+                expect="crl_issuer", note="good CRL of AC SNE V4: revokes chiffrement-v4 since "
+                "2016-01-07 09:00 Paris time; for the V5 certificate it is another issuer's"),
+        CrlSpec("ac-v5", "ac-v5", "ac-v5", 5, since, fresh,
+                revoked=(("chiffrement-v5-wrong-key-usage", utc(2025, 3, 1),
+                          x509.ReasonFlags.cessation_of_operation),),
+                note="good CRL of AC SNE V5: revokes another serial, not chiffrement-v5"),
+        CrlSpec("ac-v5-revokes-v5", "ac-v5", "ac-v5", 6, since, fresh,
+                revoked=(("chiffrement-v5", utc(2026, 3, 1), x509.ReasonFlags.key_compromise),),
+                expect="revoked", note="good CRL of AC SNE V5 that revokes chiffrement-v5"),
+        CrlSpec("ac-v5-expired", "ac-v5", "ac-v5", 3, utc(2022), stale, expect="crl_stale",
+                note="nextUpdate 2022-02-01: expired"),
+        CrlSpec("ac-v5-not-yet-valid", "ac-v5", "ac-v5", 7, utc(2039), fresh, expect="crl_stale",
+                note="thisUpdate 2039-01-01: not yet valid"),
+        CrlSpec("ac-v5-wrong-key", "ac-v5", "wrong-ca", 8, since, fresh,
+                revoked=(("chiffrement-v5", utc(2026, 3, 1), x509.ReasonFlags.key_compromise),),
+                expect="crl_signature", note="names AC SNE V5 as issuer but is signed by the impostor's "
+                "key; it lists chiffrement-v5: its signature must be checked before any lookup"),
+        CrlSpec("ac-v5-unknown-critical", "ac-v5", "ac-v5", 9, since, fresh, unknown_critical=True,
+                expect="crl_extension", note="carries an unknown critical extension"),
+        CrlSpec("ac-v6", "ac-v6", "ac-v6", 6, since, fresh, expect="crl_issuer",
+                note="good CRL of AC SNE V6, another issuer"),
+    ]
+
+
+def make_crl(spec: CrlSpec, keys: Dict[str, rsa.RSAPrivateKey], certs: Dict[str, x509.Certificate]
+             ) -> x509.CertificateRevocationList:
+    issuer = certs[spec.issuer]
+    key = keys[spec.key]
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(spec.this_update)
+        .next_update(spec.next_update)
+        .add_extension(x509.CRLNumber(spec.number), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+    )
+    if spec.unknown_critical:
+        builder = builder.add_extension(x509.UnrecognizedExtension(UNKNOWN_CRITICAL_OID, b"\x05\x00"),
+                                        critical=True)
+    for ident, when, reason in spec.revoked:
+        entry = (x509.RevokedCertificateBuilder().serial_number(certs[ident].serial_number)
+                 .revocation_date(when).add_extension(x509.CRLReason(reason), critical=False).build())
+        builder = builder.add_revoked_certificate(entry)
+    return builder.sign(key, hashes.SHA256())
+
+
+def _crl_entry(spec: CrlSpec, crl: x509.CertificateRevocationList, certs: Dict[str, x509.Certificate]
+               ) -> Dict[str, Any]:
+    entry: Dict[str, Any] = {
+        "der": "crls/%s.crl" % spec.ident,
+        "pem": "crls/%s.pem" % spec.ident,
+        "issuer": crl.issuer.rfc4514_string(),
+        "issuer_certificate": spec.issuer,
+        "signed_by": spec.key,
+        "this_update": crl.last_update_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "next_update": spec.next_update.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "revoked": [{"certificate": ident, "serial": certs[ident].serial_number,
+                     "serial_hex": "%X" % certs[ident].serial_number,
+                     "revoked_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "reason": reason.value}
+                    for ident, when, reason in spec.revoked],
+        "expect": spec.expect,
+        "sha256": hashlib.sha256(crl.public_bytes(serialization.Encoding.DER)).hexdigest(),
+    }
+    if spec.note:
+        entry["note"] = spec.note
+    return entry
+
+
 # -------------------------------------------------------------------------------------- build
 def _write(path: str, data: bytes) -> None:
     with open(path, "wb") as fh:
@@ -481,6 +590,21 @@ def build(outdir: str, keys_dir: Optional[str] = None) -> Dict[str, Any]:
                 entry[opt] = getattr(b, opt)
         manifest_bundles[bname] = entry
 
+    os.makedirs(os.path.join(outdir, "crls"), exist_ok=True)
+    manifest_crls: Dict[str, Any] = {}
+    for crl_spec in _crls():
+        crl = make_crl(crl_spec, keys, certs)
+        crl_der = crl.public_bytes(serialization.Encoding.DER)
+        _write(os.path.join(outdir, "crls", crl_spec.ident + ".crl"), crl_der)
+        _write(os.path.join(outdir, "crls", crl_spec.ident + ".pem"), pem_wrap(crl_der, "X509 CRL"))
+        manifest_crls[crl_spec.ident] = _crl_entry(crl_spec, crl, certs)
+    # Named like a CRL, holds none (DER-looking garbage; a PEM block of garbage).
+    _write(os.path.join(outdir, "crls", "garbage.crl"), garbage_der())
+    _write(os.path.join(outdir, "crls", "garbage.pem"),
+           pem_wrap(hashlib.sha512(b"not a CRL").digest() * 4, "X509 CRL"))
+    manifest_crls["garbage"] = {"der": "crls/garbage.crl", "pem": "crls/garbage.pem", "expect": "crl_parse",
+                                "revoked": [], "note": "not a CRL, DER-looking bytes and a PEM block"}
+
     manifest: Dict[str, Any] = {
         "schema": 1,
         "generator": "sne.guichet simulate role: files/make_pki.py",
@@ -493,6 +617,8 @@ def build(outdir: str, keys_dir: Optional[str] = None) -> Dict[str, Any]:
         "check_order": CHECK_ORDER,
         "certificates": manifest_certs,
         "bundles": manifest_bundles,
+        "crls": manifest_crls,
+        "crl_distribution_point": CRL_DISTRIBUTION_POINT,
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     _write(os.path.join(outdir, "manifest.json"), text.encode("utf-8"))
