@@ -117,10 +117,36 @@ def _base(host: str, facts: Mapping[str, Any], kind: str) -> Dict[str, Any]:
         "quarantined": [],
         "needs_attention": [],
         "config_rewritten": [],
+        "outbox": _outbox_record({}),
         "probe": {"status": "not run", "latency": None, "msg": ""},
         "backup_dir": "",
         "proposal": "",
     }
+
+
+def _outbox_record(outbox: Mapping[str, Any]) -> Dict[str, Any]:
+    """The outbound messages to the retired certificate the retire run found (its ``outbox``):
+    ``retired_messages`` (how many), ``oldest``, ``moved`` (into the quarantine; would be, in a
+    dry run), ``left`` (found and not moved), ``folders``, ``unreadable`` (how many files)."""
+    found = [str(p) for p in _l(outbox.get("paths"))]
+    moved = [str(p) for p in _l(outbox.get("moved"))]
+    count = outbox.get("retired_messages")
+    return {"retired_messages": count if isinstance(count, int) else len(found),
+            "oldest": str(outbox.get("oldest") or ""), "moved": moved,
+            "left": [p for p in found if p not in moved],
+            "folders": [str(f) for f in _l(outbox.get("folders"))],
+            "unreadable": len(_l(outbox.get("unreadable")))}
+
+
+def _outbox_reason(outbox: Mapping[str, Any]) -> str:
+    """Why a host whose outbox still holds messages to the retired certificate needs a person."""
+    left = _l(outbox.get("left"))
+    folders = [f for f in _l(outbox.get("folders")) if any(inside(p, f) for p in left)]
+    oldest = str(outbox.get("oldest") or "")
+    when = " (oldest %s)" % (oldest[:16] + "Z" if len(oldest) > 16 else oldest) if oldest else ""
+    return ("%d message%s to the retired certificate in %s%s: quarantine them "
+            "(retire_outbox_quarantine) or let them leave before the revocation hour"
+            % (len(left), "" if len(left) == 1 else "s", _short_list(folders) or "the outbox", when))
 
 
 def _failure_msg(failure: Mapping[str, Any]) -> str:
@@ -159,12 +185,15 @@ def rotation_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
     taken = [str(p) for p in _l(retire.get("quarantine_taken"))]
     record["needs_attention"] = [str(p) for p in _l(retire.get("needs_attention"))] + taken
     record["config_rewritten"] = sorted({str(p) for p in _l(retire.get("config_rewritten"))})
+    record["outbox"] = _outbox_record(_d(retire.get("outbox")))
     record["probe"] = _probe_record(probe)
     changed = (bool(deploy.get("changed")) or any(s["changed"] for s in record["stores"])
                or bool(record["quarantined"]) or bool(record["config_rewritten"])
+               or bool(record["outbox"]["moved"])
                or bool(_l(retire.get("stores_changed"))))
     backups = [s["backup"] for s in record["stores"] if s["backup"]]
-    if (backups or record["config_rewritten"] or record["quarantined"]) and facts.get("backup_dir"):
+    if (backups or record["config_rewritten"] or record["quarantined"]
+            or record["outbox"]["moved"]) and facts.get("backup_dir"):
         record["backup_dir"] = "%s/%s" % (str(facts["backup_dir"]).rstrip("/"), record["run_id"])
 
     reasons: List[str] = [s["msg"] or "%s: %s" % (s["path"], s["code"] or "failed")
@@ -180,12 +209,16 @@ def rotation_record(host: str, facts: Mapping[str, Any]) -> Dict[str, Any]:
                        % (_short_list(taken), record["run_id"] or "?"))
     if failure and not reasons:
         reasons.append(_failure_msg(failure) or "a task failed")
+    attention: List[str] = []
+    if record["needs_attention"]:
+        attention.append("retired certificate still in %s (not touched: needs a person)"
+                         % _short_list(record["needs_attention"]))
+    if record["outbox"]["left"]:  # lost silently after the revocation hour
+        attention.append(_outbox_reason(record["outbox"]))
     if reasons:
         record.update(status="failed", reason="; ".join(reasons))
-    elif record["needs_attention"]:
-        record.update(status="attention",
-                      reason="retired certificate still in %s (not touched: needs a person)"
-                      % _short_list(record["needs_attention"]))
+    elif attention:
+        record.update(status="attention", reason="; ".join(attention))
     elif changed:
         record["status"] = "changed"
     return record

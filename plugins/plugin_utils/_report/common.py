@@ -224,3 +224,17 @@ def unreadable_of(audit: Mapping) -> list[str]:
         else:
             out.append(one_line(item))
     return [o for o in out if o]
+
+
+def outbox_summary(host: Mapping, dry: bool = False) -> str:
+    """One line on the host's outbound messages to the retired certificate (``outbox`` of its
+    record): how many found, the oldest, how many moved to the quarantine; "" when none."""
+    outbox = as_dict(host.get("outbox"))
+    found = outbox.get("retired_messages")
+    moved = as_list(outbox.get("moved"))
+    if not isinstance(found, int) or found <= 0:
+        return ""
+    text = "outbound messages to the retired certificate: %d found" % found
+    if outbox.get("oldest"):
+        text += " (oldest %s)" % one_line(outbox.get("oldest"))
+    return text + ", %d %s to the quarantine" % (len(moved), "would be moved" if dry else "moved")

@@ -22,6 +22,7 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._report.common import 
     fmt_time,
     generations,
     one_line,
+    outbox_summary,
     parse_time,
     reason_of,
     status_of,
@@ -153,11 +154,16 @@ def _stores_html(host: Mapping, report: Mapping) -> str:
 
 
 def _cleanup_html(host: Mapping) -> str:
+    outbox = as_dict(host.get("outbox"))
+    summary = outbox_summary(host, bool(host.get("check_mode")))
     return "".join(
         [
             paths_html(as_list(host.get("needs_attention")), "needs a person", "bad-label"),
             paths_html(as_list(host.get("quarantined")), "quarantined"),
             paths_html(as_list(host.get("config_rewritten")), "configuration rewritten"),
+            '<div class="label">%s</div>' % esc(summary) if summary else "",
+            paths_html(as_list(outbox.get("left")), "messages to the retired certificate left", "bad-label"),
+            paths_html(as_list(outbox.get("moved")), "messages to the retired certificate quarantined"),
         ]
     )
 

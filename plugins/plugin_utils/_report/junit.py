@@ -22,6 +22,7 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._report.common import 
     hosts_of,
     needs_action,
     one_line,
+    outbox_summary,
     parse_time,
     reason_of,
     status_of,
@@ -70,6 +71,11 @@ def _details(host: Mapping, report: Mapping) -> str:
             lines.append("%s: %s" % (label, one_line(path)))
     for item in unreadable_of(audit):
         lines.append("could not be read: " + item)
+    if outbox_summary(host, dry):
+        lines.append(outbox_summary(host, dry))
+        outbox = as_dict(host.get("outbox"))
+        lines += ["  moved: " + one_line(p) for p in as_list(outbox.get("moved"))]
+        lines += ["  left: " + one_line(p) for p in as_list(outbox.get("left"))]
     probe = as_dict(host.get("probe"))
     if probe and one_line(probe.get("status")) not in ("", "not run", "skipped"):
         text = "asynchronous check: " + one_line(probe.get("status"))

@@ -22,6 +22,7 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._report.common import 
     as_dict,
     hosts_of,
     one_line,
+    outbox_summary,
     reason_of,
     revocation_of,
     status_of,
@@ -76,6 +77,14 @@ def render_summary(
         lines.append("No host needs action so far; %d not run yet." % totals["pending"])
     else:
         lines.append("No host needs action.")
+    outboxes = [(h, outbox_summary(h, bool(report.get("check_mode")))) for h in hosts_of(report)]
+    outboxes = [(h, line) for h, line in outboxes if line]
+    if outboxes:
+        lines.append("Outbound messages to the retired certificate (%d hosts):" % len(outboxes))
+        for host, line in outboxes[:max_hosts]:
+            lines.append("  %s: %s" % (one_line(host.get("host")) or "?", line.split(": ", 1)[1]))
+        if len(outboxes) > max_hosts:
+            lines.append("  ... and %d more" % (len(outboxes) - max_hosts))
     if paths:
         shown = ", ".join("%s %s" % (one_line(k), one_line(v)) for k, v in paths.items())
         lines.append("Reports: " + shown)

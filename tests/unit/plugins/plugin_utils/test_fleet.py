@@ -315,3 +315,52 @@ def test_run_history_replaces_a_run_of_the_same_id_and_keeps_fifty():
     assert len(history) == 50 and history[-1] == {"run_id": "r59", "ended": "t"}
     assert [r["run_id"] for r in history].count("r59") == 1
     assert _fleet.run_history(None, {"run_id": "a"}) == [{"run_id": "a"}]
+
+
+OUT = "/var/spool/guichet/out"
+MESSAGES = [OUT + "/0001.p7m", OUT + "/0002.p7m", OUT + "/retry/0003.eml"]
+
+
+def outbox(moved=(), **kw):
+    base = {"folders": [OUT, "/var/spool/guichet/retry"], "retired_messages": len(MESSAGES),
+            "oldest": "2016-01-06T18:02:11Z", "paths": MESSAGES, "moved": list(moved),
+            "unreadable": [{"path": OUT + "/0004.p7m", "msg": "truncated"}]}
+    base.update(kw)
+    return base
+
+
+def test_outbox_messages_to_the_retired_certificate_left_need_a_person():
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"changed": True, "stores": [store(changed=True)]}, retire={"outbox": outbox()}))
+    assert record["status"] == "attention"
+    assert record["reason"] == (
+        "3 messages to the retired certificate in %s (oldest 2016-01-06T18:02Z): quarantine them "
+        "(retire_outbox_quarantine) or let them leave before the revocation hour" % OUT)
+    assert record["outbox"] == {"retired_messages": 3, "oldest": "2016-01-06T18:02:11Z", "moved": [],
+                                "left": MESSAGES, "folders": [OUT, "/var/spool/guichet/retry"],
+                                "unreadable": 1}
+
+
+def test_outbox_messages_quarantined_make_the_host_changed_not_attention():
+    record = _fleet.rotation_record(
+        "g1", facts(deploy={"changed": False, "stores": [store()]}, retire={"outbox": outbox(MESSAGES)}))
+    assert record["status"] == "changed" and record["reason"] == ""
+    assert record["outbox"]["moved"] == MESSAGES and record["outbox"]["left"] == []
+    assert record["backup_dir"] == "/var/backups/sne-guichet/r1"  # the run's folders to roll back
+
+
+def test_one_message_left_among_moved_is_named_and_attention_joins_other_places():
+    retire = {"outbox": outbox(MESSAGES[:2]), "needs_attention": ["/opt/other/app.jks"]}
+    quiet = {"changed": False, "stores": [store()]}
+    record = _fleet.rotation_record("g1", facts(deploy=quiet, retire=retire))
+    assert record["status"] == "attention"
+    assert "/opt/other/app.jks" in record["reason"]
+    assert "; 1 message to the retired certificate in %s (oldest" % OUT in record["reason"]
+    assert record["outbox"]["left"] == [MESSAGES[2]]
+
+
+def test_an_empty_or_absent_outbox_changes_nothing():
+    for retire in ({}, {"outbox": outbox(paths=[], retired_messages=0, oldest=None)}):
+        quiet = {"changed": False, "stores": [store()]}
+        record = _fleet.rotation_record("g1", facts(deploy=quiet, retire=retire))
+        assert record["status"] == "ok" and record["outbox"]["retired_messages"] == 0

@@ -531,3 +531,44 @@ def test_chromium_check_dom_parser():
     assert len(parsed.external) == 2
     problems = chromium_check._problems(parsed, ["a"], {"failed": 2, "ok": 0}, ["failed"], True)
     assert problems == ["external resources: <img src=https://cdn.example/x.png>, <script src=//cdn/x.js>"]
+
+
+# ---------------------------------------------------------------- outbound messages (issue 10)
+
+
+def _outbox_report(check_mode=False):
+    out = "/var/spool/guichet/out"
+    moved = _host("guichet-020", "changed", outbox={
+        "retired_messages": 2, "oldest": "2016-01-06T18:02:11Z", "moved": [out + "/1.p7m", out + "/2.eml"],
+        "left": [], "folders": [out], "unreadable": 0})
+    left = _host("guichet-021", "attention", "3 messages to the retired certificate in %s" % out, outbox={
+        "retired_messages": 3, "oldest": "2016-01-05T07:00:00Z", "moved": [],
+        "left": [out + "/a.p7m", out + "/b.p7m", out + "/c.p7m"], "folders": [out], "unreadable": 0})
+    quiet = _host("guichet-022", "ok")  # no outbox key at all (a record of an earlier version)
+    return {"kind": "rotation", "generation": "V5", "run_id": "r", "check_mode": check_mode,
+            "hosts": [moved, left, quiet], "totals": {"changed": 1, "attention": 1, "ok": 1}}
+
+
+def test_every_format_shows_the_outbound_messages_found_and_moved():
+    report = _outbox_report()
+    lines = render_summary(report)
+    start = lines.index("Outbound messages to the retired certificate (2 hosts):")
+    assert lines[start + 1:start + 3] == [
+        "  guichet-020: 2 found (oldest 2016-01-06T18:02:11Z), 2 moved to the quarantine",
+        "  guichet-021: 3 found (oldest 2016-01-05T07:00:00Z), 0 moved to the quarantine"]
+    assert not any("guichet-022:" in line for line in lines[start:])
+    root = ET.fromstring(render_junit(report))
+    moved_out = root.find(".//testcase[@name='guichet-020']").find("system-out").text
+    assert "outbound messages to the retired certificate: 2 found" in moved_out
+    assert "  moved: /var/spool/guichet/out/2.eml" in moved_out
+    left_text = root.find(".//testcase[@name='guichet-021']").find("failure").text
+    assert "  left: /var/spool/guichet/out/c.p7m" in left_text and "0 moved" in left_text
+    html = render_html(report, now=NOW_BEFORE)
+    assert "messages to the retired certificate quarantined (2)" in html
+    assert "messages to the retired certificate left (3)" in html
+    assert json.loads(render_json(report))["hosts"][0]["outbox"]["moved"][1].endswith("2.eml")
+
+
+def test_a_dry_run_says_the_messages_would_be_moved():
+    lines = render_summary(_outbox_report(check_mode=True))
+    assert "  guichet-020: 2 found (oldest 2016-01-06T18:02:11Z), 2 would be moved to the quarantine" in lines
