@@ -21,6 +21,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.sne.guichet.plugins.plugin_utils import _fleet
 from ansible_collections.sne.guichet.plugins.plugin_utils._report.html_page import render_html
 from ansible_collections.sne.guichet.plugins.plugin_utils._report.junit import render_junit
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.revocation import revocation_entries
 from ansible_collections.sne.guichet.plugins.plugin_utils._report.text import render_json, render_summary
 
 ARGUMENT_SPEC: Dict[str, Any] = {
@@ -37,6 +38,7 @@ ARGUMENT_SPEC: Dict[str, Any] = {
     "report_dir": {"type": "path", "required": True},
     "revocation_time": {"type": "str"},
     "deployed": {"type": "dict", "default": {}},
+    "revocation": {"type": "list", "elements": "dict", "default": []},
     "update_state": {"type": "bool", "default": True},
     "dry_run": {"type": "bool"},
 }
@@ -130,6 +132,7 @@ class ActionModule(ActionBase):
             "run_id": args["run_id"], "started": args["started"], "ended": now,
             "check_mode": check_mode, "target": args["target"], "limit": args["limit"],
             "revocation_time": args["revocation_time"] or None, "deployed": _deployed(args["deployed"]),
+            "revocation": revocation_entries(args["revocation"]),
             "totals": _fleet.totals(view), "hosts": view, "history": _fleet.run_history(state, run),
         }
 

@@ -99,6 +99,14 @@ options:
       C(sne.guichet.bundle) result's; only their C(sha256), C(subject) and C(not_after) are reported.
     type: dict
     default: {}
+  revocation:
+    description:
+      - What the CRLs proved, the C(sne.guichet.bundle) result's C(revocation) (one entry per
+        generation's certificate); the report shows one line per entry, for example for V4
+        C(revoked by the CRL of AC SNE V4 since 2016-01-07 08:00:00 UTC).
+    type: list
+    elements: dict
+    default: []
   update_state:
     description: Whether a real rotation run updates the fleet state.
     type: bool

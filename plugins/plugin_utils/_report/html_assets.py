@@ -39,6 +39,7 @@ font-size:1.1rem;border:2px solid}
 .revocation[data-state=after]{color:#fff;background:#4a0d0d;border-color:#000}
 .revocation[data-state=unknown]{color:var(--fg);background:var(--soft);border-color:var(--line)}
 .revocation small{font-weight:400;font-size:.85rem}
+.crl{margin:0 0 .9rem;padding-left:1.2rem}.crl li[data-revoked=true]{font-weight:700}
 .totals{display:flex;flex-wrap:wrap;gap:.6rem;margin:.3rem 0 1rem}
 .total{flex:1 1 8.5rem;max-width:13rem;min-width:7.5rem;padding:.55rem .8rem .6rem;border-radius:8px;
 color:#fff;background:var(--c);border:2px solid var(--c);font-weight:600;font-size:1rem;line-height:1.15}

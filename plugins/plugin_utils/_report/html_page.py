@@ -46,6 +46,10 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._report.html_cells imp
     paths_html,
     retired_extra,
 )
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.revocation import (
+    revocation_entries,
+    revocation_words,
+)
 
 STATUS_HELP = {
     "failed": "The run failed on this host; the reason says why. Fix it, then run again on this host.",
@@ -114,6 +118,13 @@ def _header_html(report: Mapping, now: datetime | None) -> list[str]:
             '<div class="revocation" id="revocation" data-state="%s">%s <small>(as of %s)</small></div>'
             % (esc(revocation[0]), esc(revocation[1]), esc(utc_now(now).strftime("%H:%M UTC")))
         )
+    crl = revocation_entries(report.get("revocation"))
+    if crl:  # what the CRLs proved, one line per generation
+        out.append('<ul class="crl" id="crl">%s</ul>' % "".join(
+            '<li data-generation="%s" data-revoked="%s">%s</li>'
+            % (esc(one_line(e.get("generation"))), esc(str(e.get("revoked")).lower()),
+               esc(revocation_words(e)))
+            for e in crl))
     tiles = ['<div class="total all" id="total-all"><span class="n">%d</span> hosts</div>' % len(hosts)]
     for status, count in totals.items():
         if count == 0 and status not in STATUS_ORDER:

@@ -28,6 +28,7 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._report.common import 
     status_of,
     totals_of,
 )
+from ansible_collections.sne.guichet.plugins.plugin_utils._report.revocation import revocation_lines
 
 SUMMARY_MAX_HOSTS = 40
 _REASON_MAX = 200
@@ -62,7 +63,7 @@ def render_summary(
     totals = totals_of(report)
     total = len(hosts_of(report))
     line = "%d hosts: " % total + ", ".join("%d %s" % (n, s) for s, n in totals.items())
-    lines = [header, line]
+    lines = [header, line] + revocation_lines(report)  # V4: revoked by the CRL of ... since ...
     action = action_hosts(report)
     if action:
         lines.append("Needs action (%d):" % len(action))
