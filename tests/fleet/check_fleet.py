@@ -35,6 +35,12 @@ The DER store path and the strays of a generation are derived from fleet.json (w
 unconfigured) must be byte-identical to it, the others changed only their stores,
 configuration, logs, backups and quarantine, and ran their reload commands again.
 
+A host with an outbound folder (fleet.json ``outbox``): after a rotation to VN its messages to a
+retired generation are gone from the folder and in the quarantine with their bytes, and
+``openssl cms -decrypt`` with that generation's private key opens the quarantined copy; its
+other messages and files are in place, byte-identical, and a message to VN still opens with
+VN's key. ``--expect untouched``: the outbound messages of the baseline are back in the folder.
+
 ``--expect untouched``: every host tree is byte-identical to the baseline (``--ignore var/log``
 and the like leave paths of every host root out of the comparisons, for example after a
 rollback). Prints a table, one line per host, and exits 1 on any mismatch.
@@ -166,12 +172,71 @@ def strays_at(fleet: Fleet, host: Dict[str, Any], number: int) -> Dict[str, str]
     the host's strays (fleet.json) and the DER files of the generations it went through
     (Chiffrement_SNEV4.cer of a repaired broken host, Chiffrement_SNEV5.cer after V6)."""
     out = {path: host["stray_sha256"][path] for path in host["strays"]}
+    out.update(outbox_at(host, number)[0])  # the outbound messages to a retired generation
     for gen in range(start_generation(host), number):
         leaf = hashlib.sha256(fleet.der["v%d" % gen]).hexdigest()
         for store in host["stores"]:
             if store["type"] == "der":
                 out.setdefault(der_path(store["path"], gen), leaf)
     return out
+
+
+def outbox_at(host: Dict[str, Any], number: int) -> Tuple[Dict[str, str], Dict[str, str]]:
+    """The host's outbound messages (path -> sha256 hex): (those a rotation to ``number`` must
+    have quarantined - to a retired generation, those it must leave in place)."""
+    retired = {"v%d" % g for g in retired_generations(number)}
+    moved: Dict[str, str] = {}
+    kept: Dict[str, str] = {}
+    for path, message in sorted(((host.get("outbox") or {}).get("messages") or {}).items()):
+        (moved if message["to"] in retired else kept)[path] = message["sha256"]
+    return moved, kept
+
+
+def opens_with(fleet: Fleet, path: str, role: str) -> bool:
+    """Whether ``openssl cms -decrypt`` opens the message at ``path`` with ``role``'s private key
+    (the PKI's ``chiffrement-vN.key``, next to its PEM)."""
+    key = os.path.splitext(fleet.pem_path[role])[0] + ".key"
+    inform = "SMIME" if read_file(path).startswith(b"MIME-Version") else "DER"
+    done = subprocess.run(["openssl", "cms", "-decrypt", "-inform", inform, "-in", path, "-inkey", key,
+                           "-recip", fleet.pem_path[role]], capture_output=True, check=False)
+    return done.returncode == 0 and done.stdout.startswith(b"<demande")
+
+
+def check_outbox(fleet: Fleet, host: Dict[str, Any], number: int) -> List[str]:
+    """After a rotation to ``number``: each message to a retired generation opens (openssl) with
+    its key in the quarantine (its move is judged with the strays); the others are in place."""
+    problems: List[str] = []
+    moved, kept = outbox_at(host, number)
+    messages = host["outbox"]["messages"] if moved or kept else {}
+    quarantined = {}
+    for dirpath, _dirs, files in os.walk(host["quarantine_dir"]):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            quarantined.setdefault(hashlib.sha256(read_file(full)).hexdigest(), full)
+    for path, want in moved.items():
+        copy = quarantined.get(want)
+        if copy and not opens_with(fleet, copy, messages[path]["to"]):
+            problems.append("outbox %s: the quarantined copy does not open with %s's key"
+                            % (os.path.relpath(path, host["root"]), messages[path]["to"].upper()))
+    for path, want in kept.items():
+        rel = os.path.relpath(path, host["root"])
+        if not os.path.isfile(path) or hashlib.sha256(read_file(path)).hexdigest() != want:
+            problems.append("outbox %s (to %s) moved or changed" % (rel, messages[path]["to"] or "nobody"))
+        elif messages[path]["to"] and not opens_with(fleet, path, messages[path]["to"]):
+            problems.append("outbox %s does not open with %s's key" % (rel, messages[path]["to"].upper()))
+    return problems
+
+
+def check_outbox_back(host: Dict[str, Any], before: Optional[Dict[str, List[Any]]]) -> List[str]:
+    """Every outbound message the baseline has in the folder there again with its original bytes
+    (after a rollback)."""
+    problems = []
+    for path, message in sorted(((host.get("outbox") or {}).get("messages") or {}).items()):
+        if before is None or os.path.relpath(path, host["root"]) not in before:
+            continue
+        if not os.path.isfile(path) or hashlib.sha256(read_file(path)).hexdigest() != message["sha256"]:
+            problems.append("outbox %s not back" % os.path.relpath(path, host["root"]))
+    return problems
 
 
 def colon(hexdigest: str) -> str:
@@ -548,6 +613,7 @@ def check_host(fleet: Fleet, name: str, expect: str, baseline: Optional[Dict[str
         notes.append("configured: checked as a v4 host")
 
     if expect == "untouched":
+        problems.extend(check_outbox_back(host, before))
         if before is not None and after is not None:
             diff = tree_diff(before, after)
             if diff:
@@ -569,6 +635,8 @@ def check_host(fleet: Fleet, name: str, expect: str, baseline: Optional[Dict[str
         problems.extend("%s left in %s" % ("/".join("V%d" % g for g in retired), f)
                         for f in grep_retired(fleet, host, forbidden_roles(number)))
         problems.extend(check_strays(host, strays))
+        if host.get("outbox"):
+            problems.extend(check_outbox(fleet, host, number))
         problems.extend(check_config(host, "v%d" % number))
         if not identical:
             problems.extend(check_reload(host, raw_before, raw_after))

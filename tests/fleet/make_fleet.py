@@ -20,7 +20,10 @@ Usage::
 The kind of each host depends only on its index (see ``kind_of``): most hold V4, every fifth
 already holds V5 (a rotation must change nothing there), one hides V4 under an odd JKS alias,
 one has forgotten V4 copies outside the declared stores, one has a wrong JKS password in the
-inventory (the store is fine: the host must be reported and left byte-identical).
+inventory (the store is fine: the host must be reported and left byte-identical). Healthy hosts
+of index 5, 15, 25... also have an outbound folder (``var/spool/guichet/out``) holding messages
+made by ``openssl cms -encrypt``: to V4 (DER, and S/MIME by subject key identifier), to V5, and
+a plain file; their host_vars turn ``retire_outbox_quarantine`` on.
 
 ``--unconfigured N`` (default 0) makes the LAST N hosts ``unconfigured``: laid out on disk
 exactly like a ``v4`` host, but their host_vars declare no ``sne_guichet_stores`` and no
@@ -99,6 +102,18 @@ STRAYS = ("opt/guichet/app/lib/Chiffrement_SNEV4.cer", "home/guichet/sne-v4-back
 SEARCH_PATHS = ("opt", "home", "etc/guichet")
 # An unconfigured host's search paths also cover usr/local (its Debian trust anchors).
 UNCONFIGURED_SEARCH_PATHS = SEARCH_PATHS + ("usr/local",)
+# The guichet software's outbound folder (outside the search paths: the certificate scan never
+# reads it, only retire's outbox step does), and the messages it still holds when the fleet is
+# made: (file name, recipient generation or None for a plain file, openssl cms options).
+OUTBOX = "var/spool/guichet/out"
+OUTBOX_MESSAGES = (
+    ("0001-demande.p7m", "v4", ("-outform", "DER")),
+    ("0002-demande.eml", "v4", ("-outform", "SMIME", "-keyid")),
+    ("0003-demande.p7m", "v5", ("-outform", "DER")),
+    ("LISEZMOI.txt", None, ()),
+)
+OUTBOX_MTIME = 1452103331  # 2016-01-06T18:02:11Z: queued before the cutover
+OUTBOX_PLAINTEXT = b"<demande numero='0001'>registration request</demande>\n"
 
 
 def host_name(index: int) -> str:
@@ -129,6 +144,11 @@ def fleet_kind(index: int, hosts: int, unconfigured: int = 0) -> str:
 def has_p12(index: int) -> bool:
     """Every other host (0, 2, 4...) has a PKCS#12 truststore besides its JKS."""
     return index % 2 == 0
+
+
+def has_outbox(index: int, kind: str) -> bool:
+    """Healthy hosts of index 5, 15, 25... (never an SSH host of the first three) have an outbox."""
+    return index % 10 == 5 and kind in ("v4", "stray", "odd_alias")
 
 
 def generation_of(kind: str) -> str:
@@ -345,6 +365,8 @@ def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: byte
             strays.append(p(rel))
             stray_sha256[p(rel)] = hashlib.sha256(data).hexdigest()
 
+    outbox = _make_outbox(p(OUTBOX), pki) if has_outbox(index, kind) else {}
+
     entry: Dict[str, Any] = {
         "kind": kind,
         "index": index,
@@ -361,10 +383,36 @@ def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: byte
         "quarantine_dir": p(QUARANTINE_DIR),
         "refresh_log": p(REFRESH_LOG),
         "reload_log": p(RELOAD_LOG),
+        "outbox": outbox,
     }
     if kind == "broken":
         entry["inventory_password"] = {p(APP_JKS): BROKEN_PASSWORD}
     return entry
+
+
+def _make_outbox(folder: str, pki: Dict[str, Dict[str, Any]]) -> Dict[str, Any]:
+    """The outbound folder's messages, each made by ``openssl cms -encrypt``; its fleet.json
+    entry: ``folder`` and ``messages`` (path -> ``to`` (v4, v5 or None), ``sha256``)."""
+    os.makedirs(folder)
+    plain = os.path.join(folder, ".plaintext")
+    _write(plain, OUTBOX_PLAINTEXT)
+    messages: Dict[str, Dict[str, Any]] = {}
+    try:
+        for name, gen, options in OUTBOX_MESSAGES:
+            if gen is None:
+                data = b"Dossier d'envoi du guichet: ne pas modifier.\n"
+            else:
+                data = subprocess.run(
+                    ["openssl", "cms", "-encrypt", "-binary", "-aes256", "-in", plain, *options,
+                     "-recip", pki["chiffrement-%s" % gen]["pem_path"]],
+                    check=True, capture_output=True).stdout
+            path = os.path.join(folder, name)
+            _write(path, data, 0o640)
+            os.utime(path, (OUTBOX_MTIME, OUTBOX_MTIME))
+            messages[path] = {"to": gen, "sha256": hashlib.sha256(data).hexdigest()}
+    finally:
+        os.remove(plain)
+    return {"folder": folder, "messages": messages}
 
 
 def host_vars(entry: Dict[str, Any]) -> Dict[str, Any]:
@@ -394,6 +442,9 @@ def host_vars(entry: Dict[str, Any]) -> Dict[str, Any]:
         "sne_guichet_reload_commands": [["sh", "-c", "echo reloaded >> %s" % entry["reload_log"]]],
         "sne_guichet_root": root,
     }
+    if entry.get("outbox"):
+        out["sne_guichet_outboxes"] = [entry["outbox"]["folder"]]
+        out["retire_outbox_quarantine"] = True  # the run after the cutover: quarantine them
     if entry["kind"] == "unconfigured":
         del out["sne_guichet_stores"], out["sne_guichet_config_files"]
     return out
@@ -436,6 +487,9 @@ def rotation_vars(pki: Dict[str, Dict[str, Any]]) -> str:
            pki["chiffrement-v4"]["sha256"], pki["chiffrement-v4"]["subject"],
            pki["ac-v4"]["sha256"], pki["ac-v4"]["subject"],
            VALID_AT)
+        + "# The retired certificates (PEM), by which retire recognises the queued messages to them.\n"
+        "sne_retired_certificates:\n  - |\n"
+        + "".join("    %s\n" % line for line in pki["chiffrement-v4"]["pem"].decode("ascii").splitlines())
     )
 
 

@@ -30,7 +30,7 @@ HOST_VARS = {"sne_guichet_stores", "sne_guichet_search_paths", "sne_guichet_conf
              "sne_guichet_root"}
 UNCONFIGURED_HOST_VARS = HOST_VARS - {"sne_guichet_stores", "sne_guichet_config_files"}
 ROTATION_VARS = {"sne_generation", "sne_bundle_src", "sne_certificate_sha256", "sne_authority_sha256",
-                 "sne_retired_sha256", "sne_valid_at"}
+                 "sne_retired_sha256", "sne_valid_at", "sne_retired_certificates"}
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,8 @@ def test_inventory(fleet3, pki):
     assert rotation["sne_certificate_sha256"] == certs["chiffrement-v5"]["sha256"]
     assert rotation["sne_authority_sha256"] == [certs["ac-v5"]["sha256"]]
     assert rotation["sne_retired_sha256"] == [certs["chiffrement-v4"]["sha256"], certs["ac-v4"]["sha256"]]
+    with open(os.path.join(pki["dir"], certs["chiffrement-v4"]["path"])) as fh:
+        assert rotation["sne_retired_certificates"] == [fh.read()]
     assert os.path.isfile(rotation["sne_bundle_src"])
 
 
@@ -433,3 +435,52 @@ def test_check_fleet_ignore(fleet5, tmp_path):
         assert rc == 0, out
     finally:
         shutil.rmtree(os.path.join(fleet5, "roots", "guichet-004", "var", "lib"))
+
+
+def test_outbox_host_and_how_the_judge_sees_it(pki, tmp_path):
+    """Index 5 (guichet-006, a v4 host) has an outbound folder of openssl-made messages; the
+    judge wants its V4 messages in the quarantine, opening with V4's key, the others in place."""
+    import check_fleet
+
+    out = str(tmp_path / "fleet6")
+    data = make_fleet.build(out, 6, pki["dir"])
+    assert [n for n, h in data["hosts"].items() if h["outbox"]] == ["guichet-006"]
+    host = data["hosts"]["guichet-006"]
+    folder = os.path.join(host["root"], "var/spool/guichet/out")
+    messages = host["outbox"]["messages"]
+    assert host["outbox"]["folder"] == folder and sorted(m["to"] or "-" for m in messages.values()) == [
+        "-", "v4", "v4", "v5"]
+    hv = _load_yaml(os.path.join(out, "inventory", "host_vars", "guichet-006.yml"))
+    assert hv["sne_guichet_outboxes"] == [folder] and hv["retire_outbox_quarantine"] is True
+    first = _load_yaml(os.path.join(out, "inventory", "host_vars", "guichet-001.yml"))
+    assert "sne_guichet_outboxes" not in first
+    fleet = check_fleet.Fleet(out)
+    for path, message in messages.items():
+        if message["to"]:
+            other = "v5" if message["to"] == "v4" else "v4"
+            assert check_fleet.opens_with(fleet, path, message["to"])
+            assert not check_fleet.opens_with(fleet, path, other)
+    before = check_fleet.tree_digest(host["root"])
+    moved, kept = check_fleet.outbox_at(host, 5)
+    assert sorted(moved) == sorted(p for p, m in messages.items() if m["to"] == "v4")
+    assert sorted(kept) == sorted(p for p, m in messages.items() if m["to"] != "v4")
+    assert set(moved) <= set(check_fleet.strays_at(fleet, host, 5))  # judged as the strays are
+
+    def outbox_problems():
+        strays = check_fleet.check_strays(host, check_fleet.strays_at(fleet, host, 5))
+        return [p for p in strays if "var/spool" in p] + check_fleet.check_outbox(fleet, host, 5)
+
+    assert any("0001-demande.p7m not moved" in p for p in outbox_problems())
+    for path in moved:  # what retire does: <quarantine>/<run_id><path>
+        place = os.path.join(host["quarantine_dir"], "it-1") + path
+        os.makedirs(os.path.dirname(place), exist_ok=True)
+        os.rename(path, place)
+    assert outbox_problems() == []
+    assert check_fleet.check_outbox_back(host, before) == [
+        "outbox var/spool/guichet/out/%s not back" % os.path.basename(p) for p in sorted(moved)]
+    v5 = [p for p in kept if messages[p]["to"] == "v5"][0]
+    os.rename(v5, v5 + ".sent")  # a V5 message taken away: the judge names it
+    assert outbox_problems() == ["outbox var/spool/guichet/out/0003-demande.p7m (to v5) moved or changed"]
+    os.rename(v5 + ".sent", v5)
+    after_v6 = check_fleet.check_strays(host, check_fleet.strays_at(fleet, host, 6))
+    assert "stray var/spool/guichet/out/0003-demande.p7m not moved" in after_v6  # after V6, V5's must go too
