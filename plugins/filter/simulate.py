@@ -70,11 +70,46 @@ def simulator_config(manifest: Dict[str, Any], current: Any = "V5", revoked: Opt
             "delay_seconds": float(delay_seconds), "transports": config_transports}
 
 
+def _pem_text(pki_dir: str, cert: Dict[str, Any]) -> str:
+    try:
+        with open("%s/%s" % (pki_dir, cert["path"]), encoding="ascii") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise AnsibleFilterError("cannot read %s of the test PKI: %s" % (cert["path"], exc)) from None
+
+
+def _revocation_vars(manifest: Dict[str, Any], pki_dir: str, gens: List[str]) -> Dict[str, Any]:
+    """The CRLs that prove the rotation: the new authority's good one (it does not list the new
+    certificate), and each retired authority's that revokes its certificate; the retired
+    certificates as PEM text (their authorities verify those CRLs), revocation then required."""
+    crls = manifest.get("crls") or {}
+    current = crls.get("ac-" + gens[0].lower())
+    if not current or "chiffrement-" + gens[0].lower() in [r["certificate"] for r in current["revoked"]]:
+        return {}
+    paths = ["%s/%s" % (pki_dir, current["der"])]
+    retired: List[str] = []
+    proven = True
+    for old in gens[1:]:
+        leaf, authority = "chiffrement-" + old.lower(), "ac-" + old.lower()
+        retired += [_pem_text(pki_dir, _cert(manifest, ident)) for ident in (leaf, authority)]
+        crl = crls.get(authority)
+        if crl and leaf in [r["certificate"] for r in crl["revoked"]]:
+            paths.append("%s/%s" % (pki_dir, crl["pem"]))
+        else:
+            proven = False
+    out: Dict[str, Any] = {"sne_bundle_crls": paths, "sne_retired_certificates": retired,
+                           "sne_require_retired_revoked": proven and len(gens) > 1}
+    if len(gens) == 2:
+        out["sne_retired_generation"] = gens[1]
+    return out
+
+
 def simulated_rotation(manifest: Dict[str, Any], pki_dir: str, simulator: Dict[str, Any],
                        current: Any = "V5", revoked: Optional[Sequence[Any]] = None) -> Dict[str, Any]:
     """The variables of a rotation to ``current`` against the kit: the good bundle of that
-    generation (a path on the controller), its pins, the retired fingerprints, and the
-    asynchronous check over the simulator's HTTP transport."""
+    generation (a path on the controller), its pins, the retired fingerprints, the CRLs that
+    prove the new generation is not revoked and the retired one is, and the asynchronous
+    check over the simulator's HTTP transport."""
     gens = _generations(current, revoked)
     gen = gens[0]
     bundle = manifest.get("bundles", {}).get("good-" + gen.lower()) if isinstance(manifest, dict) else None
@@ -86,7 +121,7 @@ def simulated_rotation(manifest: Dict[str, Any], pki_dir: str, simulator: Dict[s
     retired: List[str] = []
     for old in gens[1:]:
         retired += [_cert(manifest, ident + old.lower())["sha256"] for ident in ("chiffrement-", "ac-")]
-    return {
+    return dict(_revocation_vars(manifest, pki_dir, gens), **{
         "sne_generation": gen,
         "sne_bundle_src": "%s/%s" % (pki_dir, bundle["file"]),
         "sne_bundle_checksum": "sha256:" + bundle["sha256"],
@@ -96,7 +131,7 @@ def simulated_rotation(manifest: Dict[str, Any], pki_dir: str, simulator: Dict[s
         "sne_async_check_enabled": True,
         "sne_guichet_async_transport": "http",
         "sne_guichet_async_http": {"url": url},
-    }
+    })
 
 
 class FilterModule:

@@ -75,3 +75,40 @@ def test_the_rotation_pins_the_bundle_it_names(pki):
 def test_no_simulator_no_variables(pki):
     with pytest.raises(AnsibleFilterError, match="is it running"):
         simulated_rotation(pki, pki["dir"], {"pid": 1}, current="V5", revoked=["V4"])
+
+
+def test_the_rotation_proves_revocation_with_the_kit_crls(pki):
+    """What the kit writes makes the bundle module prove V5 not revoked and V4 revoked."""
+    import datetime
+
+    from ansible_collections.sne.guichet.plugins.module_utils._bundle.policy import Policy, verify_bundle
+    from ansible_collections.sne.guichet.plugins.module_utils._bundle.run import read_anchors, read_crls
+
+    sim = {"pid": 1, "http": {"url": "http://127.0.0.1:4000"}}
+    got = simulated_rotation(pki, pki["dir"], sim, current="V5", revoked=["V4"])
+    assert got["sne_bundle_crls"] == ["%s/crls/ac-v5.crl" % pki["dir"], "%s/crls/ac-v4.pem" % pki["dir"]]
+    assert got["sne_retired_generation"] == "V4" and got["sne_require_retired_revoked"] is True
+    subjects = [x509.load_pem_x509_certificate(p.encode()).subject.rfc4514_string()
+                for p in got["sne_retired_certificates"]]
+    assert subjects == [pki["certificates"][i]["subject"] for i in ("chiffrement-v4", "ac-v4")]
+    policy = Policy(certificate_sha256=got["sne_certificate_sha256"],
+                    authority_sha256=got["sne_authority_sha256"], retired_sha256=got["sne_retired_sha256"],
+                    generation=got["sne_generation"],
+                    valid_at=datetime.datetime.now(datetime.timezone.utc),  # the kit verifies at "now"
+                    crls=read_crls(None, got["sne_bundle_crls"], 10),
+                    retired_certificates=read_anchors(got["sne_retired_certificates"]),
+                    retired_generation=got["sne_retired_generation"],
+                    require_retired_revoked=got["sne_require_retired_revoked"])
+    with open(got["sne_bundle_src"], "rb") as handle:
+        revocation = verify_bundle(handle.read(), policy)["revocation"]
+    assert [(e["generation"], e["revoked"]) for e in revocation] == [("V5", False), ("V4", True)]
+    assert revocation[1]["revoked_at"] == "2016-01-07T08:00:00+00:00"
+
+
+def test_revocation_required_only_where_a_crl_proves_it(pki):
+    sim = {"pid": 1, "http": {"url": "http://127.0.0.1:4000"}}
+    got = simulated_rotation(pki, pki["dir"], sim, current="V6", revoked=["V4", "V5"])
+    # AC SNE V5's CRL does not revoke V5: not given, and revocation not required.
+    assert got["sne_bundle_crls"] == ["%s/crls/ac-v6.crl" % pki["dir"], "%s/crls/ac-v4.pem" % pki["dir"]]
+    assert got["sne_require_retired_revoked"] is False and "sne_retired_generation" not in got
+    assert len(got["sne_retired_certificates"]) == 4
