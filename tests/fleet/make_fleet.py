@@ -177,6 +177,9 @@ def load_pki(pki_dir: str) -> Dict[str, Dict[str, Any]]:
         }
     bundle = os.path.join(pki_dir, manifest["bundles"]["good-v5"]["file"])
     out["_bundle"] = {"path": bundle}
+    # The CRLs that prove V5 not revoked and V4 revoked (by path on the controller, DER and PEM).
+    out["_crls"] = {"paths": [os.path.join(pki_dir, manifest["crls"]["ac-v5"]["der"]),
+                              os.path.join(pki_dir, manifest["crls"]["ac-v4"]["pem"])]}
     return out
 
 
@@ -490,6 +493,11 @@ def rotation_vars(pki: Dict[str, Dict[str, Any]]) -> str:
         + "# The retired certificates (PEM), by which retire recognises the queued messages to them.\n"
         "sne_retired_certificates:\n  - |\n"
         + "".join("    %s\n" % line for line in pki["chiffrement-v4"]["pem"].decode("ascii").splitlines())
+        + "  - |  # its authority: verifies the signature of the V4 CRL\n"
+        + "".join("    %s\n" % line for line in pki["ac-v4"]["pem"].decode("ascii").splitlines())
+        + "# Revocation proven by the authorities' CRLs: V5 not revoked, V4 revoked.\n"
+        "sne_bundle_crls:\n" + "".join("  - %s\n" % path for path in pki["_crls"]["paths"])
+        + "sne_retired_generation: V4\nsne_require_retired_revoked: true\n"
     )
 
 
