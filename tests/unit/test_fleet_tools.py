@@ -161,7 +161,7 @@ def test_inventory(fleet3, pki):
     assert rotation["sne_authority_sha256"] == [certs["ac-v5"]["sha256"]]
     assert rotation["sne_retired_sha256"] == [certs["chiffrement-v4"]["sha256"], certs["ac-v4"]["sha256"]]
     with open(os.path.join(pki["dir"], certs["chiffrement-v4"]["path"])) as fh:
-        assert rotation["sne_retired_certificates"] == [fh.read()]
+        assert rotation["sne_retired_certificates"][0] == fh.read()  # V4: its queued messages
     assert os.path.isfile(rotation["sne_bundle_src"])
 
 
