@@ -21,6 +21,9 @@
 #   6. the next rotation by variables only: V5 -> V6 on the same fleet, simulator on V6;
 #   7. rollback refuses after the revocation hour without force; rollback of the V6 run gives
 #      back the V5 bytes, then of the V5 runs the original bytes; each second time changed=0.
+# The host with an outbound folder (guichet-006): its messages to V4 are reported and moved
+# into the quarantine (2), those to V5 and the plain file stay (2), the second run finds none,
+# V6 moves the one to V5, and the rollbacks put each back.
 set -euo pipefail
 
 COLL="$ANSIBLE_COLLECTIONS_PATH/ansible_collections/sne/guichet"
@@ -136,13 +139,18 @@ report "$REPORTS/V5/runs/it-check/report.json" '
 assert r["check_mode"] is True
 assert hosts[broken]["status"] == "failed", hosts[broken]
 assert hosts[unconf]["status"] == "unconfigured", hosts[unconf]
-assert any(h["status"] == "changed" for h in hosts.values())'
+assert any(h["status"] == "changed" for h in hosts.values())
+for name, h in hosts.items():   # the outbound messages to V4: would be moved, nothing moved
+    if fleet["hosts"][name]["outbox"]:
+        assert h["outbox"]["retired_messages"] == 2 and len(h["outbox"]["moved"]) == 2, h'
 grep -q "DRY RUN" "$REPORTS/V5/runs/it-check/report.html" || fail "no DRY RUN in the check report"
 "$PY" "$COLL/tests/report/chromium_check.py" "$REPORTS/V5/runs/it-check/report.html" \
   --report "$REPORTS/V5/runs/it-check/report.json" --text "DRY RUN" --screenshot "$ARTEFACTS/check-report.png"
 
 echo "== 2. rotate"
 expect_rc 2 "$WORK/run1.log" -- play sne.guichet.rotate -e sne_run_id=it-1 -e sne_revocation_time=2099-01-01T09:00:00Z
+grep -q "V4: revoked by the CRL of AC SNE V4 (test) since 2016-01-07 08:00:00 UTC" "$WORK/run1.log" \
+  || fail "the summary does not say V4 is revoked by its CRL"
 healthy "$WORK/run1.log" "failed=0" "unreachable=0"
 recap "$WORK/run1.log" "$BROKEN" "failed=1"
 recap "$WORK/run1.log" "$UNCONF" "failed=1"
@@ -150,6 +158,9 @@ grep -q 'guichet-00[1-3].*unreachable=0' "$WORK/run1.log"   # the SSH hosts were
 check --expect rotated --baseline "$WORK/baseline.json"
 report "$REPORTS/V5/report.json" '
 assert r["check_mode"] is False and r["run_id"] == "it-1" and r["revocation_time"]
+rev = {e["generation"]: e for e in r["revocation"]}   # proven by the CRLs (sne_bundle_crls)
+assert rev["V4"]["revoked"] is True and rev["V4"]["revoked_at"] == "2016-01-07T08:00:00+00:00", r["revocation"]
+assert rev["V5"]["revoked"] is False and rev["V4"]["authority"] == "AC SNE V4 (test)", r["revocation"]
 for name, h in hosts.items():
     kind = fleet["hosts"][name]["kind"]
     assert h["run_id"] == "it-1" and h["in_this_run"], h
@@ -164,6 +175,14 @@ for name, h in hosts.items():
         assert all(s["after"] == ["V5"] for s in h["stores"]), h
     if kind in ("v4", "stray", "odd_alias"):
         assert h["backup_dir"].endswith("/it-1") and any(s["before"] == ["V4"] for s in h["stores"]), h
+    outbox = fleet["hosts"][name]["outbox"]
+    if outbox:   # reported and quarantined: the messages to V4 only
+        to_v4 = sorted(p for p, m in outbox["messages"].items() if m["to"] == "v4")
+        assert h["outbox"]["retired_messages"] == 2 and sorted(h["outbox"]["moved"]) == to_v4, h
+        assert h["outbox"]["left"] == [] and h["outbox"]["oldest"] == "2016-01-06T18:02:11Z", h
+    else:
+        assert h["outbox"]["retired_messages"] == 0, h
+assert any(fleet["hosts"][n]["outbox"] for n in hosts), "no host with an outbox in this fleet"
 assert r["totals"]["failed"] == 1 and r["totals"]["unconfigured"] == 1, r["totals"]
 print("report: every host accounted for, healthy ones passed the asynchronous check")'
 cmp -s "$REPORTS/V5/report.json" "$REPORTS/V5/runs/it-1/report.json" || fail "fleet report and run report differ"
@@ -296,6 +315,12 @@ elif fault == "reload_log":
     os.remove(host["reload_log"])
 elif fault == "refresh_missing":
     open(host["refresh_log"], "wb").close()
+elif fault == "outbox_back":         # a message to V4 copied back from the quarantine
+    path = sorted(p for p, m in host["outbox"]["messages"].items() if m["to"] == "v4")[0]
+    shutil.copy2([os.path.join(d, f) for d, _x, fs in os.walk(host["quarantine_dir"]) for f in fs
+                  if f == os.path.basename(path)][0], path)
+elif fault == "outbox_v5_gone":      # a message to V5 taken away
+    os.remove([p for p, m in host["outbox"]["messages"].items() if m["to"] == "v5"][0])
 elif fault == "collateral":          # an unrelated file under the host root
     edit(os.path.join(host["root"], "opt/guichet/app/bin/guichet.sh"), lambda data: data + b"# edited\n")
 elif fault == "mode":
@@ -342,6 +367,9 @@ planted "$V4H" config_v4 "$CONF/guichet.properties: still sne-chiffrement-v4" "$
 planted "$V4H" reload_marker "reload command did not run" "${ROTATED[@]}"
 planted "$V4H" reload_log "reload command did not run (no var/log/guichet-reload.log)" "${ROTATED[@]}"
 planted "$V4H" refresh_missing "trust anchors refresh did not run" "${ROTATED[@]}"
+OUTH="$("$PY" -c 'import json, sys; print([n for n, h in sorted(json.load(open(sys.argv[1]))["hosts"].items()) if h["outbox"]][0])' "$PLANTED/fleet.json")"
+planted "$OUTH" outbox_back "stray var/spool/guichet/out/0001-demande.p7m not moved" "${ROTATED[@]}"
+planted "$OUTH" outbox_v5_gone "outbox var/spool/guichet/out/0003-demande.p7m (to v5) moved or changed" "${ROTATED[@]}"
 planted "$V4H" collateral "changed outside stores/config/logs/backups/quarantine: changed opt/guichet/app/bin/guichet.sh" "${ROTATED[@]}"
 planted "$V4H" mode "mode 0640->0644 $CONF/app.jks" "${ROTATED[@]}"
 planted "$V5H" config_edited "host already on V5 changed: changed $CONF/guichet.properties" "${ROTATED[@]}"
@@ -356,6 +384,9 @@ expect_rc 2 "$WORK/run2.log" -- play sne.guichet.rotate -e sne_run_id=it-2
 healthy "$WORK/run2.log" "changed=0" "failed=0" "unreachable=0"
 recap "$WORK/run2.log" "$BROKEN" "changed=0.*failed=1"
 check --expect rotated --baseline "$WORK/baseline.json"
+report "$REPORTS/V5/report.json" '
+assert all(h["outbox"]["retired_messages"] == 0 and not h["outbox"]["moved"] for h in hosts.values()), [
+    h["outbox"] for h in hosts.values()]'
 
 echo "== 4. audit (read-only) proposes host_vars for the unconfigured host"
 check --snapshot "$WORK/after-run2.json"
@@ -456,7 +487,11 @@ lines = ["---", "sne_generation: V6",
          'sne_certificate_sha256: "%s"' % c["chiffrement-v6"]["sha256"],
          'sne_authority_sha256: ["%s"]' % c["ac-v6"]["sha256"],
          'sne_retired_sha256: ["%s", "%s", "%s", "%s"]' % tuple(
-             c[i]["sha256"] for i in ("chiffrement-v5", "ac-v5", "chiffrement-v4", "ac-v4"))]
+             c[i]["sha256"] for i in ("chiffrement-v5", "ac-v5", "chiffrement-v4", "ac-v4")),
+         # retire's own variable (sne_retired_certificates also feeds the bundle's CRL checks):
+         # the retired certificates whose queued messages it looks for; JSON is YAML.
+         "retire_certificates: %s" % json.dumps(
+             [open(os.path.join(pki, c[i]["path"])).read() for i in ("chiffrement-v5", "chiffrement-v4")])]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 PYV6
 start_sne v6 v5 v4
