@@ -3,7 +3,8 @@
 The readers: ``_formats/detect`` (classify, detect), ``_formats/keystore.open_keystore``,
 ``_formats/jks.parse``, ``_formats/pkcs12`` (outline, MAC, bags), ``_x509`` (load_certificates,
 cert_info, subject_hash), ``_probe/envelope`` (inspect_envelope, check_envelope,
-issuer_and_serial) and the bundle intake (``read_zip``, ``parse_members``, ``verify_bundle``).
+issuer_and_serial), ``_formats/cms.read_envelope`` (DER, PEM, S/MIME) and the bundle intake
+(``read_zip``, ``parse_members``, ``verify_bundle``).
 Allowed outcomes: a return, or an ``SneError`` (``_common/errors.py``); the certificate reader
 documents ValueError as well. IndexError, struct.error, RecursionError, MemoryError,
 UnicodeDecodeError, a hang (``corpus.bounded``) are bugs.
@@ -15,6 +16,7 @@ fuzzing found, and the crafted files it could not reach, are regression tests at
 
 from __future__ import annotations
 
+import base64
 import datetime
 import os
 import struct
@@ -32,10 +34,11 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     UNSUPPORTED,
     BundleError,
     EnvelopeError,
+    Malformed,
     SneError,
     StoreError,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._formats import detect, jks, keystore, pkcs12
+from ansible_collections.sne.guichet.plugins.module_utils._formats import cms, detect, jks, keystore, pkcs12
 from ansible_collections.sne.guichet.plugins.module_utils._probe import envelope
 
 # (default run, fuzz stage) examples per target.
@@ -46,6 +49,7 @@ EXAMPLES = {
     "pkcs12": (500, 20000),
     "x509": (1000, 50000),
     "envelope": (800, 40000),
+    "cms": (800, 40000),
     "bundle": (500, 20000),
 }
 MODES = corpus.MODES
@@ -159,6 +163,29 @@ def test_envelope(seeds, mode):
 
     strategy = st.tuples(corpus.hostile(seeds["cms"]), corpus.hostile(seeds["der"]))
     fuzz(mode, "envelope", envelope_target, strategy)
+
+
+_SMIME_HEAD = (b"MIME-Version: 1.0\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data;"
+               b" name=smime.p7m\nContent-Transfer-Encoding: base64\n\n")
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cms(seeds, mode):
+    """The outbox's reader: None, an Envelope or Malformed, the broken envelope in each form."""
+
+    def cms_target(example):
+        data, form = example
+        if form == "pem":
+            data = _x509.der_to_pem(data, "CMS")
+        elif form == "smime":
+            data = _SMIME_HEAD + base64.encodebytes(data)
+        try:
+            cms.read_envelope(data)
+        except Malformed as exc:
+            assert exc.code == CORRUPT
+
+    strategy = st.tuples(corpus.hostile(seeds["cms"]), st.sampled_from(["der", "pem", "smime"]))
+    fuzz(mode, "cms", cms_target, strategy)
 
 
 @pytest.mark.parametrize("mode", MODES)
