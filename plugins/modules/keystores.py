@@ -52,7 +52,7 @@ options:
         description:
           - Path of the store. For V(pem_dir), V(debian) and V(redhat), the folder
             (V(/usr/local/share/ca-certificates), V(/etc/pki/ca-trust/source/anchors) on
-            standard systems).
+            standard systems). For V(nss), the database folder (the one holding C(cert9.db)).
         type: path
         required: true
       type:
@@ -61,12 +61,18 @@ options:
             V(der) a single-certificate file such as C(Chiffrement_SNEV5.cer);
             V(pem_dir) a folder of PEM files with OpenSSL subject-hash links;
             V(debian), V(redhat) OS trust anchors (authorities only);
-            V(jks) a Java KeyStore; V(pkcs12) a Java PKCS#12 keystore.
+            V(jks) a Java KeyStore; V(pkcs12) a Java PKCS#12 keystore;
+            V(nss) an NSS database in the C(sql:) format (C(cert9.db), C(key4.db)), changed
+            through C(certutil) (Debian package C(libnss3-tools)) - authorities added with
+            trust C(C,,), other certificates with C(P,,), private keys never touched; a
+            legacy C(cert8.db) database is refused, not converted.
         type: str
         required: true
-        choices: [der, debian, jks, pem, pem_dir, pkcs12, redhat]
+        choices: [der, debian, jks, nss, pem, pem_dir, pkcs12, redhat]
       password:
-        description: Store password (V(jks), V(pkcs12)). Never logged or returned.
+        description:
+          - Store password (V(jks), V(pkcs12)), or the NSS database password (V(nss), given
+            to C(certutil) in a private file, never on its command line). Never logged or returned.
         type: str
       owner:
         description: Owner of files the module creates or rewrites (default - kept as it is).
@@ -279,10 +285,20 @@ stores:
       returned: when changed and O(backup) is on
       sample: /var/backups/sne-guichet/20160107T0805/files/opt/guichet/conf/app.jks
     backend:
-      description: For V(pkcs12) (and V(jks)), what read and wrote the store - V(cryptography), V(keytool) or V(stdlib).
+      description: For V(pkcs12) (and V(jks)), what read and wrote the store - V(cryptography), V(keytool) or V(stdlib); V(certutil) for V(nss).
       type: str
       returned: when relevant
       sample: keytool
+    trust:
+      description: For V(nss) stores, the trust flags each added certificate gets, by nickname (V(C,,) an authority, V(P,,) another certificate).
+      type: dict
+      returned: for nss stores
+      sample: {"sne-ac-v5": "C,,", "sne-chiffrement-v5": "P,,"}
+    private_keys:
+      description: For V(jks), V(pkcs12) and V(nss) stores, the private keys they hold (left untouched).
+      type: list
+      elements: raw
+      returned: for keystores and NSS databases
 failed_stores:
   description: Paths of the stores that could not be processed.
   returned: always

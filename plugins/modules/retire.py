@@ -83,16 +83,16 @@ options:
     default: []
     suboptions:
       path:
-        description: Path of the store (the folder for V(pem_dir), V(debian), V(redhat)).
+        description: Path of the store (the folder for V(pem_dir), V(debian), V(redhat), V(nss)).
         type: path
         required: true
       type:
         description: Store type, as in M(sne.guichet.keystores).
         type: str
         required: true
-        choices: [debian, der, jks, pem, pem_dir, pkcs12, redhat]
+        choices: [debian, der, jks, nss, pem, pem_dir, pkcs12, redhat]
       password:
-        description: Store password (V(jks), V(pkcs12)). Never logged or returned.
+        description: Store password (V(jks), V(pkcs12)) or NSS database password (V(nss)). Never logged or returned.
         type: str
       owner:
         description: Owner of files the module rewrites (default - kept as it is).

@@ -26,6 +26,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.tools import C
 from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry, Store, StoreSpec
 from ansible_collections.sne.guichet.plugins.module_utils._stores.der import DerStore
 from ansible_collections.sne.guichet.plugins.module_utils._stores.jks import JksStore
+from ansible_collections.sne.guichet.plugins.module_utils._stores.nss import NssStore
 from ansible_collections.sne.guichet.plugins.module_utils._stores.pem import PemStore
 from ansible_collections.sne.guichet.plugins.module_utils._stores.pem_dir import PemDirStore
 from ansible_collections.sne.guichet.plugins.module_utils._stores.pkcs12 import Pkcs12Store
@@ -40,6 +41,7 @@ BACKENDS: Dict[str, Type[Store]] = {
     "redhat": TrustAnchorStore,
     "jks": JksStore,
     "pkcs12": Pkcs12Store,
+    "nss": NssStore,
 }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict
 
 # The store types; the engine's backends are checked against it (tests/unit).
-STORE_TYPES = ["debian", "der", "jks", "pem", "pem_dir", "pkcs12", "redhat"]
+STORE_TYPES = ["debian", "der", "jks", "nss", "pem", "pem_dir", "pkcs12", "redhat"]
 
 
 def store_options(adding: bool = True) -> Dict[str, Any]:
