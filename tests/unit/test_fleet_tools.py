@@ -30,7 +30,8 @@ HOST_VARS = {"sne_guichet_stores", "sne_guichet_search_paths", "sne_guichet_conf
              "sne_guichet_root"}
 UNCONFIGURED_HOST_VARS = HOST_VARS - {"sne_guichet_stores", "sne_guichet_config_files"}
 ROTATION_VARS = {"sne_generation", "sne_bundle_src", "sne_certificate_sha256", "sne_authority_sha256",
-                 "sne_retired_sha256", "sne_valid_at", "sne_retired_certificates"}
+                 "sne_retired_sha256", "sne_valid_at", "sne_retired_certificates",
+                 "sne_bundle_crls", "sne_retired_generation", "sne_require_retired_revoked"}
 
 
 @pytest.fixture(scope="module")
@@ -162,6 +163,12 @@ def test_inventory(fleet3, pki):
     assert rotation["sne_retired_sha256"] == [certs["chiffrement-v4"]["sha256"], certs["ac-v4"]["sha256"]]
     with open(os.path.join(pki["dir"], certs["chiffrement-v4"]["path"])) as fh:
         assert rotation["sne_retired_certificates"][0] == fh.read()  # V4: its queued messages
+    with open(os.path.join(pki["dir"], certs["ac-v4"]["path"])) as fh:
+        assert rotation["sne_retired_certificates"][1:] == [fh.read()]  # its authority: verifies its CRL
+    crls = pki["crls"]
+    assert rotation["sne_bundle_crls"] == [os.path.join(pki["dir"], crls[n][f]) for n, f in
+                                           (("ac-v5", "der"), ("ac-v4", "pem"))]
+    assert rotation["sne_retired_generation"] == "V4" and rotation["sne_require_retired_revoked"] is True
     assert os.path.isfile(rotation["sne_bundle_src"])
 
 
