@@ -22,6 +22,10 @@ is read: a KeyTransRecipientInfo names its recipient by issuer and serial number
 key identifier (:class:`Recipient`); the other kinds (key agreement, KEK, password, other) are
 walked and kept only as their kind. Nothing is decrypted: the encrypted content is only
 bounds-checked.
+
+The one CMS reader of the collection: the outbox step of retire reads the guichet's queued
+messages with :func:`read_envelope`, the probe checks the envelope it built with
+:func:`read_der` (``_probe/envelope.py``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from typing import List, NamedTuple, Optional, Tuple
 
 from ansible_collections.sne.guichet.plugins.module_utils._asn1 import (
     INTEGER,
+    OID,
     SEQUENCE,
     SET,
     Node,
@@ -55,7 +60,7 @@ PEM_LABELS = ("CMS", "PKCS7")
 SMIME_TYPES = ("application/pkcs7-mime", "application/x-pkcs7-mime")
 
 # OID_ENVELOPED_DATA as it is encoded: what says "EnvelopedData" before any parse.
-_ENVELOPED_OID = encode(0x06, bytes([0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03]))
+_ENVELOPED_OID = encode(OID, bytes([0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x03]))
 _PEM_BEGIN = re.compile(rb"-----BEGIN (%s)-----" % b"|".join(label.encode() for label in PEM_LABELS))
 _SMIME_MARK = re.compile(rb"(?i)application/(x-)?pkcs7-mime")
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:")  # an RFC 5322 header field name, then ':'
@@ -65,21 +70,26 @@ _SMIME_LOOK = 16 * 1024  # the MIME headers are looked for in the first bytes on
 class Recipient(NamedTuple):
     """One RecipientInfo: ``kind`` ISSUER_SERIAL (``issuer``: the Name's DER, ``serial``), SKI
     (``ski``: the subject key identifier), or one of :data:`OTHER_KINDS`' names (or ``ktri``
-    for a KeyTransRecipientInfo naming its recipient in a way RFC 5652 does not define)."""
+    for a KeyTransRecipientInfo naming its recipient in a way RFC 5652 does not define);
+    ``key_encryption``: a KeyTransRecipientInfo's algorithm OID."""
 
     kind: str
     issuer: Optional[bytes] = None
     serial: Optional[int] = None
     ski: Optional[bytes] = None
+    key_encryption: Optional[str] = None
 
 
 class Envelope(NamedTuple):
-    """A CMS EnvelopedData: the form it was read from (DER, PEM, SMIME), its recipients, and
-    whether its BER used indefinite lengths."""
+    """A CMS EnvelopedData: the form it was read from (DER, PEM, SMIME), its recipients,
+    whether its BER used indefinite lengths, the OIDs of the encrypted content's type and of
+    its encryption algorithm."""
 
     form: str
     recipients: List[Recipient]
     indefinite: bool
+    content_type: str
+    content_encryption: str
 
 
 def _claims_enveloped(der: bytes) -> bool:
@@ -104,7 +114,7 @@ def _recipient(info: Node) -> Recipient:
         raise Garbled(info.start, "KeyTransRecipientInfo: expected (version, rid, "
                       "keyEncryptionAlgorithm, encryptedKey), found %d elements" % len(parts))
     parts[0].integer("KeyTransRecipientInfo version")
-    parts[2].expect(SEQUENCE, "keyEncryptionAlgorithm")
+    key_encryption = _algorithm(parts[2], "keyEncryptionAlgorithm")
     parts[3].octets("encryptedKey")
     rid = parts[1]
     if rid.tag == SEQUENCE:
@@ -112,19 +122,31 @@ def _recipient(info: Node) -> Recipient:
         if len(fields) != 2 or fields[0].tag != SEQUENCE or fields[1].tag != INTEGER:
             raise Garbled(rid.start, "IssuerAndSerialNumber: expected (issuer Name, serial INTEGER)")
         return Recipient(ISSUER_SERIAL, issuer=fields[0].definite(),
-                         serial=fields[1].integer("serialNumber"))
+                         serial=fields[1].integer("serialNumber"), key_encryption=key_encryption)
     if rid.tag in (context(0, False), context(0)):  # [0] IMPLICIT SubjectKeyIdentifier
-        return Recipient(SKI, ski=rid.octets("subjectKeyIdentifier"))
-    return Recipient("ktri")
+        return Recipient(SKI, ski=rid.octets("subjectKeyIdentifier"), key_encryption=key_encryption)
+    return Recipient("ktri", key_encryption=key_encryption)
 
 
-def _read_der(der: bytes, form: str) -> Envelope:
+def _algorithm(node: Node, what: str) -> str:
+    """The OID of an AlgorithmIdentifier."""
+    parts = node.expect(SEQUENCE, what).children(what)
+    if not parts:
+        raise Garbled(node.start, "%s: empty" % what)
+    return parts[0].oid(what)
+
+
+def read_der(der: bytes, form: str = DER) -> Envelope:
+    """The EnvelopedData of a ContentInfo in DER or BER (``form``: where it was found);
+    ``Malformed`` when ``der`` is not one, or not whole."""
     root = read(der, what="ContentInfo")
     if der[root.end:].strip(b"\0"):
         raise Garbled(root.end, "ContentInfo: %d unexpected bytes after it" % (len(der) - root.end))
     top = root.children("ContentInfo")
-    if len(top) != 2 or top[0].oid("contentType") != OID_ENVELOPED_DATA:
-        raise Garbled(root.start, "ContentInfo: expected (id-envelopedData, [0] content)")
+    content_oid = top[0].oid("ContentInfo contentType") if top and top[0].tag == OID else None
+    if root.tag != SEQUENCE or len(top) != 2 or content_oid != OID_ENVELOPED_DATA:
+        raise Garbled(root.start, "not a CMS EnvelopedData: expected ContentInfo (id-envelopedData, "
+                      "[0] content)")
     fields = top[1].explicit(0, "ContentInfo content").expect(SEQUENCE, "EnvelopedData").children(
         "EnvelopedData")
     index = 1
@@ -141,11 +163,11 @@ def _read_der(der: bytes, form: str) -> Envelope:
     content = fields[index + 1].expect(SEQUENCE, "EncryptedContentInfo").children("EncryptedContentInfo")
     if len(content) < 2:
         raise Garbled(fields[index + 1].start, "EncryptedContentInfo: too few fields")
-    content[0].oid("EncryptedContentInfo contentType")
-    content[1].expect(SEQUENCE, "contentEncryptionAlgorithm")
+    content_type = content[0].oid("EncryptedContentInfo contentType")
+    content_encryption = _algorithm(content[1], "contentEncryptionAlgorithm")
     if len(content) > 2 and content[2].tag not in (context(0, False), context(0)):
         raise Garbled(content[2].start, "EncryptedContentInfo: unexpected field")
-    return Envelope(form, recipients, len(der) > 1 and der[1] == 0x80)
+    return Envelope(form, recipients, len(der) > 1 and der[1] == 0x80, content_type, content_encryption)
 
 
 def _pem_der(data: bytes) -> Optional[bytes]:
@@ -187,19 +209,19 @@ def read_envelope(data: bytes) -> Optional[Envelope]:
     """The EnvelopedData ``data`` holds (DER/BER, PEM or S/MIME); None when it is not one;
     ``Malformed`` (Truncated/Garbled) for one that is not whole or not well formed."""
     if _claims_enveloped(data):
-        return _read_der(data, DER)
+        return read_der(data, DER)
     der = _pem_der(data)
     if der is not None:
         if not _claims_enveloped(der):
             if der[:1] == bytes([SEQUENCE]) and len(der) < 2 + len(_ENVELOPED_OID):
                 raise Truncated(len(der), "PEM CMS block too short")
             return None  # a SignedData, a certificate list
-        return _read_der(der, PEM)
+        return read_der(der, PEM)
     smime = _smime_der(data)
     if smime is not None:
         der, enveloped = smime
         if _claims_enveloped(der):
-            return _read_der(der, SMIME)
+            return read_der(der, SMIME)
         if enveloped:
             raise Truncated(len(data), "S/MIME enveloped-data whose body is not a CMS EnvelopedData")
     return None

@@ -15,7 +15,7 @@ Two ways to encrypt, tried in this order by :func:`encrypt` (``backend="auto"``)
     the ``openssl cms -encrypt -aes256 -binary -outform DER -recip CERT`` command, the
     message and the certificate given through files of a private temporary folder.
 
-Whichever ran, :func:`inspect_envelope` (read with ``_asn1``, BER) then checks what was built:
+Whichever ran, :func:`inspect_envelope` (read with ``_formats/cms.py``, BER) then checks what was built:
 an EnvelopedData with a single key-transport recipient named by the issuer and serial
 number of the certificate, RSA key transport, AES-256-CBC content encryption.
 """
@@ -25,18 +25,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ansible_collections.sne.guichet.plugins.module_utils._asn1 import SEQUENCE, SET, Node, context, read
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import cryptography_problem
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import EnvelopeError
+from ansible_collections.sne.guichet.plugins.module_utils._formats.cms import ISSUER_SERIAL, SKI, read_der
 from ansible_collections.sne.guichet.plugins.module_utils._oids import (
     ALGORITHM_NAMES,
     OID_AES256_CBC,
-    OID_ENVELOPED_DATA,
     OID_RSA_ENCRYPTION,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem
+from ansible_collections.sne.guichet.plugins.module_utils._x509 import der_to_pem, recipient_identifiers
 
 try:  # optional fast path
     from cryptography import x509 as _x509
@@ -64,73 +63,43 @@ CommandRunner = Callable[..., Any]
 # Checking the envelope (and reading a certificate's issuer and serial number)
 # --------------------------------------------------------------------------------------
 
-def _read(data: bytes, what: str) -> Node:
-    """The whole tree of ``data`` read (children included), so nothing damaged is left unseen."""
-    root = read(data, what=what)
-    pending = [root]
-    while pending:
-        node = pending.pop()
-        if node.constructed:
-            pending.extend(node.children(what))
-    return root
-
-
 def issuer_and_serial(cert_der: bytes) -> Tuple[bytes, int]:
     """The issuer Name (DER) and serial number of a certificate: how CMS names a recipient."""
     try:
-        tbs = _read(cert_der, "certificate").children()[0].children("tbsCertificate")
-        index = 1 if tbs and tbs[0].tag == context(0) else 0
-        return tbs[index + 2].definite(), tbs[index].integer("serialNumber")
-    except IndexError:
-        raise EnvelopeError("certificate", "not an X.509 certificate")
-    except ValueError as exc:  # _asn1's Truncated and Garbled
-        raise EnvelopeError("envelope", str(exc))
+        ids = recipient_identifiers(cert_der)
+    except ValueError as exc:  # _asn1's Truncated and Garbled; a field missing
+        raise EnvelopeError("certificate", "not an X.509 certificate: %s" % exc)
+    return ids["issuer"], ids["serial"]
 
 
 def inspect_envelope(cms: bytes) -> Dict[str, Any]:
-    """What a CMS ContentInfo holding EnvelopedData says about its recipients and algorithms.
+    """What a CMS ContentInfo holding EnvelopedData says about its recipients and algorithms
+    (read by ``_formats/cms.py``, the collection's one CMS reader).
 
     Keys: ``recipients`` (list of dicts: ``kind`` (issuer_serial, ski, other), ``issuer_der``
     and ``serial`` or ``ski``, ``key_encryption`` OID), ``content_encryption`` OID,
     ``content_type`` OID of the encrypted content, ``size``.
     """
     try:
-        root = _read(cms, "CMS")
-        if cms[root.end:].strip(b"\x00"):
-            raise EnvelopeError("envelope", "trailing bytes after the CMS structure")
-        top = root.children("ContentInfo")
-        if root.tag != SEQUENCE or top[0].oid() != OID_ENVELOPED_DATA or top[1].tag != context(0):
-            raise EnvelopeError("envelope", "not a CMS EnvelopedData")
-        fields = top[1].explicit(0, "content").children("EnvelopedData")
-        index = 2 if fields[1].tag == context(0) else 1  # originatorInfo
-        infos, eci = fields[index], fields[index + 1]
-        if infos.tag != SET or eci.tag != SEQUENCE:
-            raise EnvelopeError("envelope", "bad EnvelopedData")
-        recipients = []
-        for info in infos.children("RecipientInfos"):
-            if info.tag != SEQUENCE:
-                recipients.append({"kind": "other"})
-                continue
-            parts = info.children("KeyTransRecipientInfo")
-            rid = parts[1]
-            entry: Dict[str, Any] = {"kind": "other", "key_encryption": parts[2].children("alg")[0].oid()}
-            if rid.tag == SEQUENCE:
-                issuer, serial = rid.children("IssuerAndSerialNumber")
-                entry.update(kind="issuer_serial", issuer_der=issuer.definite(), serial=serial.integer())
-            elif rid.tag == context(0, False):
-                entry.update(kind="ski", ski=rid.content)
-            recipients.append(entry)
-        eci_parts = eci.children("EncryptedContentInfo")
-        return {
-            "recipients": recipients,
-            "content_type": eci_parts[0].oid(),
-            "content_encryption": eci_parts[1].children("algorithm")[0].oid(),
-            "size": len(cms),
-        }
-    except IndexError:
-        raise EnvelopeError("envelope", "CMS structure too short")
-    except ValueError as exc:  # _asn1's Truncated and Garbled; an IssuerAndSerialNumber of 3 fields
+        envelope = read_der(cms)
+    except ValueError as exc:  # _asn1's Truncated and Garbled
         raise EnvelopeError("envelope", str(exc))
+    recipients: List[Dict[str, Any]] = []
+    for recipient in envelope.recipients:
+        entry: Dict[str, Any] = {"kind": "other"}
+        if recipient.key_encryption is not None:
+            entry["key_encryption"] = recipient.key_encryption
+        if recipient.kind == ISSUER_SERIAL:
+            entry.update(kind="issuer_serial", issuer_der=recipient.issuer, serial=recipient.serial)
+        elif recipient.kind == SKI:
+            entry.update(kind="ski", ski=recipient.ski)
+        recipients.append(entry)
+    return {
+        "recipients": recipients,
+        "content_type": envelope.content_type,
+        "content_encryption": envelope.content_encryption,
+        "size": len(cms),
+    }
 
 
 def algorithm_name(oid: str) -> str:
