@@ -156,6 +156,9 @@ options:
       - Outbound folders of the guichet software - every regular file in them (down to
         O(max_depth), links not followed) that is a CMS EnvelopedData message to a certificate
         of O(certificates) is reported in RV(outbox). Empty - no outbox is read.
+      - A message counts when any of its recipients is one of O(certificates), whatever its
+        other recipients (typically the guichet's own certificate, which does not let the SNE
+        read it).
     type: list
     elements: path
     default: []
