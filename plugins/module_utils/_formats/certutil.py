@@ -155,12 +155,15 @@ class Certutil:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def run(self, args: List[str]) -> str:
-        """certutil's standard output; StoreError (:func:`certutil_error`) when it fails."""
+    def run(self, args: List[str], empty: str = "") -> str:
+        """certutil's standard output; StoreError (:func:`certutil_error`) when it fails
+        (a failure whose message holds ``empty`` is an empty output)."""
         argv = [self.tool, "-d", "sql:" + self.folder] + args
         rc, out, err = self.run_command(argv, environ_update=dict(CERTUTIL_ENV))
         out = out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
         err = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
+        if rc != 0 and empty and empty in out + err and "SEC_ERROR" not in out + err:
+            return ""
         if rc != 0:
             raise certutil_error(out + "\n" + err, self.folder)
         return out
@@ -180,7 +183,7 @@ class Certutil:
 
     def keys(self) -> List[Tuple[str, str, str]]:
         """The private keys (``certutil -K``); needs the password when the database has one."""
-        return parse_keys(self.run(["-K", "-f", self.password_file]))
+        return parse_keys(self.run(["-K", "-f", self.password_file], empty="no keys found"))
 
     def add(self, nickname: str, trust: str, der: bytes, number: int) -> None:
         """``certutil -A``: import a certificate with its trust flags."""

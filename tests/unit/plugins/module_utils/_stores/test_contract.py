@@ -3,13 +3,13 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The store contract, one suite for every backend.
 
-pem, der, pem_dir, the OS trust anchors (Debian and Red Hat layouts), jks, and pkcs12 with
-the cryptography backend and with the keytool backend, each through the engine the module
+pem, der, pem_dir, the OS trust anchors (Debian and Red Hat layouts), jks, pkcs12 with
+the cryptography backend and with the keytool backend, and nss, each through the engine the module
 uses: ``names`` honoured; wrong password, corrupt file, unknown format, missing file and a
 store changed since it was read give the same error code everywhere; check mode writes
 nothing; what the plan does not name is byte-identical afterwards; a second plan is empty;
 a store that fails is left byte-identical. What a store holds is read back independently
-(cryptography for files, ``keytool -list`` for Java keystores).
+(cryptography for files, ``keytool -list`` for Java keystores, ``certutil -L`` for NSS).
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from javatools import PASSWORD, keytool, needs_keytool
+from nsstools import NSS_PASSWORD, certutil, contents, keys, make_db, needs_certutil
+from nsstools import add as nss_add
 
 from ansible_collections.sne.guichet.plugins.module_utils._common import io as _io
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import (
@@ -346,13 +348,53 @@ class Pkcs12KeytoolBackend(Pkcs12Backend):
     crypto = False
 
 
+class NssBackend(Backend):
+    """An NSS sql: database with a password: a key pair, the root, V4 under an odd nickname."""
+
+    type = "nss"
+    password = NSS_PASSWORD
+    folder = True
+
+    def make(self, path):
+        make_db(path, NSS_PASSWORD)
+        layout = (("root", "C,,", "root"), ("old ministry cert (2014)", "P,,", "chiffrement-v4"),
+                  ("AC SNE V4", "C,,", "ac-v4"))
+        for nick, trust, ident in layout:
+            nss_add(path, nick, trust, self.world.files[ident], NSS_PASSWORD)
+
+    def held(self, path):
+        return set(s for _trust, shas in contents(path).values() for s in shas)
+
+    def untouched(self, path, planned):
+        kept = dict((nick, entry) for nick, entry in contents(path).items()
+                    if not set(entry[1]) & planned)
+        kept["(keys)"] = keys(path, NSS_PASSWORD)
+        return kept
+
+    def corrupt(self, path):
+        with open(os.path.join(path, "cert9.db"), "rb") as handle:
+            data = handle.read()
+        with open(os.path.join(path, "cert9.db"), "wb") as handle:
+            handle.write(data[:len(data) // 3])
+
+    def foreign(self, path):
+        shutil.rmtree(path)
+        with open(path, "wb") as handle:
+            handle.write(self.world.pem["root"])  # a file where the database folder is expected
+
+    def touch(self, path):
+        certutil(path, "-A", "-n", "late", "-t", "C,,", "-i", self.world.files["ac-v6"],
+                 password=NSS_PASSWORD)
+
+
 KINDS = {
     "pem": PemBackend, "der": DerBackend, "pem_dir": PemDirBackend, "debian": DebianBackend,
     "redhat": RedhatBackend, "jks": JksBackend, "pkcs12-cryptography": Pkcs12CryptographyBackend,
-    "pkcs12-keytool": Pkcs12KeytoolBackend,
+    "pkcs12-keytool": Pkcs12KeytoolBackend, "nss": NssBackend,
 }
 JAVA = ("jks", "pkcs12-cryptography", "pkcs12-keytool")
-ALL = [pytest.param(name, marks=needs_keytool) if name in JAVA else name for name in KINDS]
+TOOL = dict([(name, needs_keytool) for name in JAVA] + [("nss", needs_certutil)])
+ALL = [pytest.param(name, marks=TOOL[name]) if name in TOOL else name for name in KINDS]
 ONLY_JAVA = [pytest.param(name, marks=needs_keytool) for name in JAVA]
 ONE_FILE = [p for p in ALL if not KINDS[getattr(p, "values", [p])[0]].folder]
 
