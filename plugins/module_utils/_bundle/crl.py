@@ -29,11 +29,7 @@ import datetime
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.sne.guichet.plugins.module_utils._bundle.intake import (
-    _UNREADABLE,
-    BundleError,
-    _pem_blocks,
-)
+from ansible_collections.sne.guichet.plugins.module_utils._bundle.intake import BundleError, _pem_blocks
 from ansible_collections.sne.guichet.plugins.module_utils._common.cryptography_dep import CRYPTOGRAPHY_VERSION
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import FetchError
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
@@ -43,6 +39,9 @@ if CRYPTOGRAPHY_VERSION is not None:
     from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import CRLEntryExtensionOID, ExtensionOID, NameOID
+
+    # What cryptography raises for a CRL it cannot read (as intake.py for certificates).
+    _UNREADABLE = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension)
 
 # A CRL read from a path or a URL is cut after this many bytes (and then fails crl_parse).
 MAX_CRL_SIZE = 32 * 1024 * 1024
