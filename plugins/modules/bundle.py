@@ -178,10 +178,11 @@ options:
   retired_certificates:
     description:
       - Certificates of the retired generation (PEM text, or paths to PEM or DER files), for
-        example the V4 encryption certificate and its authority. Their fingerprints are
-        refused in the bundle as O(retired_sha256) are.
-      - The encryption certificates among them are looked up in the CRLs (RV(revocation));
-        the authorities among them only verify the signature of their own CRLs.
+        example the V4 encryption certificate and its authority.
+      - The encryption certificates among them are refused in the bundle as O(retired_sha256)
+        are, and looked up in the CRLs (RV(revocation)). The authorities among them only
+        verify the signature of their own CRLs (a new generation may come from the same
+        authority).
     type: list
     elements: str
     default: []

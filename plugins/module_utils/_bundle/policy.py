@@ -201,7 +201,9 @@ class Policy:
         self.crls = list(crls or [])
         self.crl_from_distribution_points = crl_from_distribution_points
         self.retired_certificates = load_certificates(retired_certificates or [], "retired_certificates")
-        self.retired_sha256 |= set(fingerprint(c) for c in self.retired_certificates)
+        # The retired encryption certificates are retired; their authorities only verify their
+        # CRLs (a new generation may come from the same authority).
+        self.retired_sha256 |= set(fingerprint(c) for c in self.retired_certificates if not _basic_ca(c))
         self.retired_generation = retired_generation
         self.require_retired_revoked = require_retired_revoked
         if require_retired_revoked and not [c for c in self.retired_certificates if not _basic_ca(c)]:

@@ -220,6 +220,15 @@ def test_retired_certificates_are_refused_in_the_bundle(pki):
     assert error.check == "retired"
 
 
+def test_a_retired_authority_only_verifies_crls(pki):
+    """V5 renewed under the same authority: AC SNE V5 given with the retired certificates is not
+    refused (it is not retired), and it verifies the CRL about the retired V5 (unlabelled)."""
+    retired = [_cert_pem(pki, "chiffrement-v5-unlabelled"), _cert_pem(pki, "ac-v5")]
+    facts = verify_bundle(_good_v5(pki), _policy(pki, [_crl(pki, "ac-v5")], retired_certificates=retired))
+    found = [(e["role"], e["revoked"]) for e in facts["revocation"]]
+    assert found == [("current", False), ("retired", False)]
+
+
 def test_require_retired_revoked_needs_the_retired_certificate(pki):
     with pytest.raises(BundleError) as info:
         _policy(pki, require_retired_revoked=True, retired_certificates=[_cert_pem(pki, "ac-v4")])
