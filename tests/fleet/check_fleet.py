@@ -10,7 +10,9 @@ Usage::
 
 Nothing of the collection is used: stores are read with the real tools (``keytool -list -v``
 for JKS and PKCS#12, one JVM per store; ``openssl x509`` for PEM and DER; ``openssl verify
--partial_chain -CApath`` for the hashed folder), the search paths are grepped for the bytes of
+-partial_chain -CApath`` for the hashed folder; ``certutil -L`` and ``-K`` for an NSS database:
+trust C,, for an authority, P,, for the encryption certificate, its key pair as it was made),
+the search paths are grepped for the bytes of
 the retired certificates (DER, and base64 whatever the line breaks), and file trees are compared
 by SHA-256. Expectations come from ``OUTDIR/fleet.json`` and the PKI's ``manifest.json``.
 
@@ -58,6 +60,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Set, Tuple
@@ -334,9 +337,58 @@ def store_fingerprints(fleet: Fleet, store: Dict[str, Any], verify: Tuple[str, .
                 rc, _out, _err = run(["openssl", "verify", "-partial_chain", "-CApath", path,
                                       fleet.pem_path[role]])
                 facts["verify_" + role] = rc == 0
+    elif kind == "nss":
+        fps, problems, facts = nss_fingerprints(fleet, store)
     else:
         problems.append("unknown store type %s" % kind)
     return fps, problems, facts
+
+
+def certutil(folder: str, password: str, *args: str) -> str:
+    """``certutil -d sql:folder ARGS`` (the password from a file); RuntimeError if it fails."""
+    fd, pwfile = tempfile.mkstemp(prefix="check-fleet-nss-")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    try:
+        rc, out, err = run(["certutil", "-d", "sql:" + folder, "-f", pwfile] + list(args),
+                           env=dict(os.environ, LC_ALL="C", NSS_SDB_USE_CACHE="no"))
+    finally:
+        os.unlink(pwfile)
+    if rc != 0 and args[:1] == ("-K",) and "no keys found" in out + err and "SEC_ERROR" not in out + err:
+        return ""  # a database without private keys
+    if rc != 0:
+        raise RuntimeError("certutil %s: %s" % (" ".join(args), (err or out).strip()[-300:]))
+    return out
+
+
+def nss_fingerprints(fleet: Fleet, store: Dict[str, Any]) -> Tuple[Set[str], List[str], Dict[str, Any]]:
+    """An NSS database read with ``certutil -L`` (nickname: the first 60 columns, trust: the
+    rest; each nickname's certificates with ``-L -n NICK -a``) and ``certutil -K``: an
+    authority must have the trust C,,, the encryption certificate P,,; the key pair intact."""
+    password = store.get("password") or ""
+    problems: List[str] = []
+    fps: Set[str] = set()
+    trust: Dict[str, str] = {}
+    lines = certutil(store["path"], password, "-L").splitlines()
+    for line in lines[4:]:
+        if not line.strip():
+            continue
+        nick, flags = line[:60].rstrip(), line[60:].strip()
+        pem = certutil(store["path"], password, "-L", "-n", nick, "-a").encode("ascii")
+        for fp in pem_fps(pem):
+            fps.add(fp)
+            trust[fp] = flags
+    for role, fp in fleet.fp.items():
+        if fp in trust:
+            want = "P,," if role.startswith("v") else "C,,"
+            if trust[fp] != want:
+                problems.append("%s has the trust %r, not %r" % (role, trust[fp], want))
+    host = [h for h in fleet.hosts.values() if (h.get("nss") or {}).get("path") == store["path"]]
+    keys = sorted(" ".join(line.split(">", 1)[1].split())
+                  for line in certutil(store["path"], password, "-K").splitlines() if line.startswith("<"))
+    if host and keys != host[0]["nss"]["keys"]:
+        problems.append("private keys changed: %s (made with %s)" % (keys, host[0]["nss"]["keys"]))
+    return fps, problems, {"trust": trust, "keys": keys}
 
 
 def wanted_in(kind: str, gen: str, fleet: Optional[Fleet] = None) -> List[str]:

@@ -91,6 +91,13 @@ CONFIG_REWRITES = (
     (r"sne-chiffrement-v[0-9]+", "sne-chiffrement-{{ sne_generation | lower }}"),
 )
 PROPERTIES = CONF + "/guichet.properties"
+# An NSS database (sql: format) on one healthy host, outside the search paths (sqlite may keep
+# a deleted row's bytes in a free page): a key pair, the encryption certificate under an odd
+# nickname (trust P,,), its authority and the partner's (trust C,,).
+NSS_DB = "etc/pki/nssdb"
+NSS_PASSWORD = "nsspass"
+NSS_KEY = "guichet-tls"
+NSS_ODD_NICK = "Ministere - chiffrement (ancien)"
 PEM_DIR = "etc/guichet/certs"
 ANCHORS = "usr/local/share/ca-certificates"
 REFRESH = "usr/sbin/update-ca-certificates"
@@ -149,6 +156,52 @@ def has_p12(index: int) -> bool:
 def has_outbox(index: int, kind: str) -> bool:
     """Healthy hosts of index 5, 15, 25... (never an SSH host of the first three) have an outbox."""
     return index % 10 == 5 and kind in ("v4", "stray", "odd_alias")
+
+
+def has_nss(index: int, kind: str) -> bool:
+    """Healthy v4 hosts of index 6, 16, 26... (never an SSH host) have an NSS database."""
+    return index % 10 == 6 and kind == "v4"
+
+
+def certutil(folder: str, *args: str) -> str:
+    """certutil on ``sql:folder`` with the fleet's NSS password (from a file); its output."""
+    pwfile = folder + ".pw"
+    _write(pwfile, (NSS_PASSWORD + "\n").encode(), 0o600)
+    try:
+        proc = subprocess.run(["certutil", "-d", "sql:" + folder, "-f", pwfile] + list(args),
+                              capture_output=True, text=True, check=False,
+                              env=dict(os.environ, LC_ALL="C", NSS_SDB_USE_CACHE="no"))
+    finally:
+        os.unlink(pwfile)
+    if proc.returncode != 0:
+        raise SystemExit("make_fleet: certutil %s failed: %s%s" % (args, proc.stdout, proc.stderr))
+    return proc.stdout
+
+
+def _make_nss(folder: str, gen: str, pki: Dict[str, Dict[str, Any]], tdir: str) -> None:
+    """The NSS database of a host on ``gen``: a key pair, the certificate, the authorities."""
+    os.makedirs(folder)
+    certutil(folder, "-N")
+    noise = folder + ".noise"
+    _write(noise, hashlib.sha256(folder.encode()).digest() * 4)
+    try:
+        certutil(folder, "-S", "-x", "-n", NSS_KEY, "-s", "CN=guichet", "-t", "u,u,u", "-z", noise,
+                 "-k", "ec", "-q", "nistp256")
+    finally:
+        os.unlink(noise)
+    entries = ((NSS_ODD_NICK, "P,,", "chiffrement-%s" % gen), ("AC SNE", "C,,", "ac-%s" % gen),
+               ("partenaire", "C,,", "ac-v6"))
+    for nick, trust, ident in entries:
+        der = os.path.join(tdir, "nss-%s.der" % ident)
+        if not os.path.exists(der):
+            _write(der, pki[ident]["der"])
+        certutil(folder, "-A", "-n", nick, "-t", trust, "-i", der)
+
+
+def nss_keys(listing: str) -> List[str]:
+    """The private keys of ``certutil -K`` output, one ``type id nickname`` line each."""
+    return sorted(" ".join(line.split(">", 1)[1].split()) for line in listing.splitlines()
+                  if line.startswith("<"))
 
 
 def generation_of(kind: str) -> str:
@@ -369,6 +422,11 @@ def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: byte
             stray_sha256[p(rel)] = hashlib.sha256(data).hexdigest()
 
     outbox = _make_outbox(p(OUTBOX), pki) if has_outbox(index, kind) else {}
+    nss: Dict[str, Any] = {}
+    if has_nss(index, kind):
+        _make_nss(p(NSS_DB), gen, pki, tdir)
+        stores.append({"path": p(NSS_DB), "type": "nss", "password": NSS_PASSWORD})
+        nss = {"path": p(NSS_DB), "key": NSS_KEY, "keys": nss_keys(certutil(p(NSS_DB), "-K"))}
 
     entry: Dict[str, Any] = {
         "kind": kind,
@@ -387,6 +445,7 @@ def make_host(outdir: str, index: int, pki: Dict[str, Dict[str, Any]], jar: byte
         "refresh_log": p(REFRESH_LOG),
         "reload_log": p(RELOAD_LOG),
         "outbox": outbox,
+        "nss": nss,
     }
     if kind == "broken":
         entry["inventory_password"] = {p(APP_JKS): BROKEN_PASSWORD}

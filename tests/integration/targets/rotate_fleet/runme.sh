@@ -183,6 +183,9 @@ for name, h in hosts.items():
     else:
         assert h["outbox"]["retired_messages"] == 0, h
 assert any(fleet["hosts"][n]["outbox"] for n in hosts), "no host with an outbox in this fleet"
+nss = [n for n in hosts if fleet["hosts"][n].get("nss")]   # an NSS database rotated (certutil)
+assert nss and all(any(s["type"] == "nss" and s["changed"] and s["after"] == ["V5"] for s in hosts[n]["stores"])
+                   for n in nss), [hosts[n]["stores"] for n in nss]
 assert r["totals"]["failed"] == 1 and r["totals"]["unconfigured"] == 1, r["totals"]
 print("report: every host accounted for, healthy ones passed the asynchronous check")'
 cmp -s "$REPORTS/V5/report.json" "$REPORTS/V5/runs/it-1/report.json" || fail "fleet report and run report differ"
@@ -321,6 +324,18 @@ elif fault == "outbox_back":         # a message to V4 copied back from the quar
                   if f == os.path.basename(path)][0], path)
 elif fault == "outbox_v5_gone":      # a message to V5 taken away
     os.remove([p for p, m in host["outbox"]["messages"].items() if m["to"] == "v5"][0])
+elif fault.startswith("nss_"):       # the NSS database, changed with certutil
+    nss = store["nss"]
+    if fault == "nss_trust":         # the new authority trusted as a peer only
+        check_fleet.certutil(nss["path"], nss["password"], "-M", "-n", "sne-ac-v5", "-t", "P,,")
+    elif fault == "nss_v4_back":     # V4 imported again under another nickname
+        der = os.path.join(outdir, "v4.der")
+        with open(der, "wb") as fh:
+            fh.write(fleet.der["v4"])
+        check_fleet.certutil(nss["path"], nss["password"], "-A", "-n", "V4 again", "-t", "P,,", "-i", der)
+        os.remove(der)
+    elif fault == "nss_key_deleted": # the key pair's private key and certificate
+        check_fleet.certutil(nss["path"], nss["password"], "-F", "-n", host["nss"]["key"])
 elif fault == "collateral":          # an unrelated file under the host root
     edit(os.path.join(host["root"], "opt/guichet/app/bin/guichet.sh"), lambda data: data + b"# edited\n")
 elif fault == "mode":
@@ -370,6 +385,10 @@ planted "$V4H" refresh_missing "trust anchors refresh did not run" "${ROTATED[@]
 OUTH="$("$PY" -c 'import json, sys; print([n for n, h in sorted(json.load(open(sys.argv[1]))["hosts"].items()) if h["outbox"]][0])' "$PLANTED/fleet.json")"
 planted "$OUTH" outbox_back "stray var/spool/guichet/out/0001-demande.p7m not moved" "${ROTATED[@]}"
 planted "$OUTH" outbox_v5_gone "outbox var/spool/guichet/out/0003-demande.p7m (to v5) moved or changed" "${ROTATED[@]}"
+NSSH="$("$PY" -c 'import json, sys; print([n for n, h in sorted(json.load(open(sys.argv[1]))["hosts"].items()) if h.get("nss")][0])' "$PLANTED/fleet.json")"
+planted "$NSSH" nss_trust "etc/pki/nssdb: ac_v5 has the trust 'P,,', not 'C,,'" "${ROTATED[@]}"
+planted "$NSSH" nss_v4_back "etc/pki/nssdb: v4 still there" "${ROTATED[@]}"
+planted "$NSSH" nss_key_deleted "etc/pki/nssdb: private keys changed" "${ROTATED[@]}"
 planted "$V4H" collateral "changed outside stores/config/logs/backups/quarantine: changed opt/guichet/app/bin/guichet.sh" "${ROTATED[@]}"
 planted "$V4H" mode "mode 0640->0644 $CONF/app.jks" "${ROTATED[@]}"
 planted "$V5H" config_edited "host already on V5 changed: changed $CONF/guichet.properties" "${ROTATED[@]}"
