@@ -51,10 +51,12 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.tools import m
 from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import (
     DER,
     HEAD_SIZE,
+    NSS,
     PEM,
     PKCS12,
     TEXT,
     classify,
+    nss_database,
     text_kind,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._formats.keystore import open_keystore
@@ -96,6 +98,13 @@ _CERT_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
 
 CommandRunner = Callable[..., Any]
+# An NSS database is recognised (its cert9.db or cert8.db), not read: certutil reads it.
+NSS_NOT_READ = {
+    "sql": "an NSS database (sql: format): the scan does not read its certificates; list them "
+           "with certutil -L -d sql:FOLDER, and declare the folder as a store of type nss",
+    "legacy": "a legacy NSS database (cert8.db, dbm format): the scan does not read it and the nss "
+              "store type refuses it; upgrade it to the sql: format (cert9.db) first",
+}
 
 
 # --------------------------------------------------------------------------- the scan
@@ -323,6 +332,10 @@ class Scanner:
                 head = handle.read(HEAD_SIZE)
                 kind = classify(head)
                 if kind is None:
+                    nss = nss_database(path, head)
+                    if nss is not None:
+                        self._problem(path, NSS_NOT_READ[nss], NSS)
+                        return
                     self._nothing(path, head, binary=bool(head))
                     return
                 data = head + handle.read(self.max_file_size + 1 - len(head))

@@ -112,6 +112,9 @@ notes:
     C(.jceks), C(.p12), C(.pfx), C(.keystore), C(.truststore); C(.der) when it starts like a
     certificate) that holds no readable certificate is listed in RV(unreadable) - it may be a
     damaged copy.
+  - The certificate file of an NSS database (C(cert9.db), or a legacy C(cert8.db)) is recognised and
+    listed in RV(unreadable) with the format V(nss) - its certificates are not read (C(certutil -L)
+    reads them; declare the folder as a store of type V(nss)).
 seealso:
   - module: sne.guichet.keystores
 """
@@ -203,7 +206,7 @@ unreadable:
   description:
     - Files (or folders) that may hold certificates but could not be read, with the reason - a
       PKCS#12 file without its password, a damaged keystore, a malformed certificate, a file named
-      like a certificate that holds none, a permission denied.
+      like a certificate that holds none, a permission denied, an NSS database (format V(nss)).
   returned: always
   type: list
   elements: dict
@@ -228,7 +231,8 @@ unreadable:
           not be - V(pkcs12) for a PKCS#12 keystore whose certificates are encrypted and that no
           password of O(passwords) opens (keytool encrypts them, even in a truststore; whatever
           the file is called), V(pem) for a malformed or truncated PEM block, the keystore's
-          format for a malformed certificate in it.
+          format for a malformed certificate in it; V(nss) for the C(cert9.db) (or legacy
+          C(cert8.db)) of an NSS database, whose certificates the scan does not read.
         - Null when the file could not be read as any format (damaged, not a certificate,
           permission denied).
       type: str

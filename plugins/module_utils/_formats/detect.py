@@ -12,10 +12,13 @@ PKCS#12 PFX header (``30 len 02 01 03 30``), a DER certificate header (``30 8x l
 then ``A0`` or ``02``), text (no NUL byte), or ``None``. :func:`detect` decides on the whole
 data: text holding a ``-----BEGIN`` line is PEM, and a PFX header is confirmed by reading the
 PKCS#12 outline (a damaged PKCS#12 file is still one; DER that is no PFX is nothing).
+:func:`nss_database` recognises the certificate file of an NSS database by its name and
+first bytes: ``cert9.db`` (SQLite, the ``sql:`` format) or a legacy ``cert8.db`` (dbm).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import UNKNOWN_FORMAT, StoreError
@@ -30,6 +33,10 @@ JCEKS = "jceks"
 PKCS12 = "pkcs12"
 TEXT = "text"  # text that may hold PEM blocks (classify), or holds none (detect)
 KEYSTORES = (JKS, JCEKS, PKCS12)
+
+NSS = "nss"  # the certificate file of an NSS database (store type nss: its folder)
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_DBM_HASH_MAGIC = (b"\x00\x06\x15\x61", b"\x61\x15\x06\x00")  # Berkeley DB 1.85 hash, either order
 
 PEM_MARKER = b"-----BEGIN"
 _MAGICS = {b"\xfe\xed\xfe\xed": JKS, b"\xce\xce\xce\xce": JCEKS}
@@ -98,3 +105,14 @@ def detect(data: bytes) -> Optional[str]:
             if exc.code == UNKNOWN_FORMAT:
                 return None
     return kind
+
+
+def nss_database(path: str, head: bytes) -> Optional[str]:
+    """``sql`` when ``path`` is the ``cert9.db`` of an NSS database (an SQLite file), ``legacy``
+    for a ``cert8.db`` (Berkeley DB hash file, the dbm format), else None."""
+    name = os.path.basename(path)
+    if name == "cert9.db" and head.startswith(SQLITE_MAGIC):
+        return "sql"
+    if name == "cert8.db" and (head[:4] in _DBM_HASH_MAGIC or head[12:16] in _DBM_HASH_MAGIC):
+        return "legacy"
+    return None

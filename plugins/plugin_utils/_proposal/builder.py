@@ -30,6 +30,7 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._proposal.names import
 
 JAVA_TYPES = {"jks": "jks", "jceks": "jks", "pkcs12": "pkcs12"}
 FOLDER_TYPES = ("pem_dir", "debian", "redhat")
+HOLDING_TYPES = FOLDER_TYPES + ("nss",)  # stores that are a folder: the files in it are theirs
 PASSWORD_TYPES = ("jks", "pkcs12")
 # Store options kept from a declared store, in this order (then any other key).
 STORE_KEYS = ("path", "type", "password", "create", "names", "refresh", "owner", "group", "mode")
@@ -121,7 +122,7 @@ class Builder:
     def covered(self, path: str) -> Optional[str]:
         """The proposed store (file or folder) ``path`` belongs to, if any."""
         for store_path, store in self.stores.items():
-            if path == store_path or (store.get("type") in FOLDER_TYPES and inside(path, store_path)):
+            if path == store_path or (store.get("type") in HOLDING_TYPES and inside(path, store_path)):
                 return store_path
         return None
 
@@ -301,7 +302,9 @@ class Builder:
                 continue
             reason = str(raw.get("reason") or "unreadable")
             owner = self.covered(path)
-            if raw.get("format") == "pkcs12" and owner is None and not generated_folder(path):
+            if raw.get("format") == "nss" and path.endswith("/cert9.db"):
+                self.nss_database(path, owner, reason)
+            elif raw.get("format") == "pkcs12" and owner is None and not generated_folder(path):
                 self.add_store({"path": path, "type": "pkcs12", "password": None},
                                "PKCS#12 keystore NOT READ: its certificates are encrypted; check it "
                                "holds the SNE certificates, or remove this entry")
@@ -313,6 +316,17 @@ class Builder:
                 self.note("%s: a declared or proposed store the scan could not read: %s" % (path, reason))
             else:
                 self.note("%s: not read by the scan: %s" % (path, reason))
+
+    def nss_database(self, path: str, owner: Optional[str], reason: str) -> None:
+        """The cert9.db of an NSS database: its folder proposed as a store of type nss, unless
+        a declared or proposed store holds it (certutil reads it there)."""
+        if owner is not None:
+            return
+        folder = path[:-len("/cert9.db")]
+        self.add_store({"path": folder, "type": "nss"},
+                       "NSS database NOT READ by the scan: check with certutil -L -d sql:%s that it holds "
+                       "the SNE certificates (add its password if it has one), or remove this entry" % folder)
+        self.note("%s: %s; its folder is proposed as a store of type nss" % (path, reason))
 
     # ------------------------------------------------------------ passwords
     def placeholders(self) -> List[str]:

@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import NoEncryption, pkcs12
 from javatools import keytool, needs_keytool
+from nsstools import add, make_db, needs_certutil
 
 from ansible_collections.sne.guichet.plugins.module_utils import _scan
 from ansible_collections.sne.guichet.plugins.module_utils._formats import jks as _jks
@@ -704,3 +705,25 @@ def test_run_scan_passes_references_of(pki, referenced):
     with pytest.raises(Exit):
         _scan.run_scan(module)
     assert module.result["references"] == {v4["conf"]: [str(root / "conf" / "guichet.properties")]}
+
+
+@needs_certutil
+def test_nss_database_is_recognised_not_read(pki, tmp_path):
+    """A real sql: database (certutil -N, V4 added): its cert9.db is listed as an NSS database,
+    its other files are nothing; a legacy cert8.db is named as such; a cert9.db that is not
+    SQLite is just a binary file."""
+    make_db(tmp_path / "nssdb", None, with_key=False)
+    add(tmp_path / "nssdb", "V4", "P,,", os.path.join(pki["dir"], "chiffrement-v4.der"))
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    write(legacy / "cert8.db", b"\x00\x06\x15\x61" + b"\x00" * 60)
+    other = tmp_path / "other"
+    other.mkdir()
+    write(other / "cert9.db", b"\x00\x01binary")
+    result = scan([str(tmp_path)], sha256=[fp(pki, "chiffrement-v4")])
+    got = dict((os.path.relpath(u["path"], str(tmp_path)), (u["format"], u["reason"]))
+               for u in result["unreadable"])
+    assert set(got) == {"nssdb/cert9.db", "legacy/cert8.db"}, got
+    assert got["nssdb/cert9.db"][0] == "nss" and "store of type nss" in got["nssdb/cert9.db"][1]
+    assert got["legacy/cert8.db"][0] == "nss" and "legacy NSS database" in got["legacy/cert8.db"][1]
+    assert result["found"] == {}

@@ -31,6 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 sys.path.insert(0, os.path.join(ROOT, "tests", "fleet"))
 
 import make_fleet  # noqa: E402
+from nsstools import add, make_db, needs_certutil  # noqa: E402
 
 V4, AC4, V5, AC5 = ("AA:" * 31 + "04", "AC:" * 31 + "04", "AA:" * 31 + "05", "AC:" * 31 + "05")
 CURRENT, RETIRED = [V5, AC5], [V4, AC4]
@@ -508,3 +509,22 @@ def test_templated_name_survives_the_next_rotation(old, template, pattern, match
         assert not re.fullmatch(pattern, old.replace(".", "x"))
         rendered = jinja2.Template(template).render(sne_generation="V6")
         assert rendered == old.replace("V4", "V6").replace("v4", "v6")
+
+
+@needs_certutil
+def test_nss_database_folder_is_proposed_as_an_nss_store(pki, tmp_path):
+    """The scan of a host with a real NSS database (certutil -N, V4 added): its folder is
+    proposed as a store of type nss with a note; once declared, nothing more is proposed."""
+    folder = tmp_path / "etc" / "pki" / "nssdb"
+    make_db(folder, None, with_key=False)
+    add(folder, "V4", "P,,", os.path.join(pki["dir"], "chiffrement-v4.der"))
+    scanned = scan([str(tmp_path)], sha256=CURRENT + RETIRED)
+    got = propose(scanned, CURRENT, RETIRED, "V5", host="guichet-042", search_paths=[str(tmp_path)])
+    assert {"path": str(folder), "type": "nss"} in got["sne_guichet_stores"], got
+    assert "NSS database NOT READ" in got["reasons"][str(folder)]
+    assert any("proposed as a store of type nss" in note for note in got["notes"]), got["notes"]
+    declared = [{"path": str(folder), "type": "nss"}]
+    again = propose(scanned, CURRENT, RETIRED, "V5", host="guichet-042", stores=declared,
+                    search_paths=[str(tmp_path)])
+    assert [s for s in again["sne_guichet_stores"] if s["type"] == "nss"] == declared
+    assert not any("nss" in note for note in again["notes"]), again["notes"]
