@@ -5,7 +5,8 @@
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only (``cryptography``, or ``keytool``, only to
-open encrypted PKCS#12 files, when present).
+open encrypted PKCS#12 files, when present; ``certutil``, when present, to list the
+certificates of an NSS database, which needs no password).
 
 How a file is examined (cheapest test first):
 
@@ -48,6 +49,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
 from ansible_collections.sne.guichet.plugins.module_utils._common.tools import module_tools
+from ansible_collections.sne.guichet.plugins.module_utils._formats.certutil import Certutil
 from ansible_collections.sne.guichet.plugins.module_utils._formats.detect import (
     DER,
     HEAD_SIZE,
@@ -98,10 +100,11 @@ _CERT_BEGIN = re.compile(rb"-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----")
 _BASE64_TEXT = re.compile(rb"^[A-Za-z0-9+/=\s]+$")
 
 CommandRunner = Callable[..., Any]
-# An NSS database is recognised (its cert9.db or cert8.db), not read: certutil reads it.
+# An NSS database is recognised by its cert9.db (or cert8.db); certutil, when the host has it,
+# lists the certificates of a sql: one (as the places of its cert9.db, alias the nickname).
 NSS_NOT_READ = {
-    "sql": "an NSS database (sql: format): the scan does not read its certificates; list them "
-           "with certutil -L -d sql:FOLDER, and declare the folder as a store of type nss",
+    "sql": "an NSS database (sql: format), not read: certutil (Debian package libnss3-tools) is "
+           "not on the host; declare the folder as a store of type nss",
     "legacy": "a legacy NSS database (cert8.db, dbm format): the scan does not read it and the nss "
               "store type refuses it; upgrade it to the sql: format (cert9.db) first",
 }
@@ -334,7 +337,7 @@ class Scanner:
                 if kind is None:
                     nss = nss_database(path, head)
                     if nss is not None:
-                        self._problem(path, NSS_NOT_READ[nss], NSS)
+                        self._nss(path, real, nss)
                         return
                     self._nothing(path, head, binary=bool(head))
                     return
@@ -420,6 +423,26 @@ class Scanner:
             return
         for index, der in enumerate(ders):
             self._add(path, real, der, fmt, index=index if len(ders) > 1 else None)
+
+    def _nss(self, path: str, real: str, nss: str) -> None:
+        """The certificates of an NSS sql: database, listed by certutil (read only, no
+        password needed), each once, under the nickname that shows it."""
+        tool = self.find_tool("certutil") if self.find_tool and self.run_command else None
+        if nss != "sql" or not tool:
+            self._problem(path, NSS_NOT_READ[nss], NSS)
+            return
+        seen: Set[str] = set()
+        try:
+            with Certutil(os.path.dirname(real), None, self.run_command, self.find_tool) as certutil:
+                for nickname, _trust in certutil.listing():
+                    for der in certutil.ders(nickname):
+                        fingerprint = sha256_fingerprint(der)
+                        if fingerprint not in seen:
+                            seen.add(fingerprint)
+                            self._add(path, real, der, NSS, alias=nickname,
+                                      what="nickname %r: " % nickname)
+        except StoreError as exc:
+            self._problem(path, "NSS database: %s" % exc.reason, NSS)
 
     def _keystore(self, path: str, real: str, data: bytes, kind: str) -> None:
         # JKS/JCEKS certificates are readable without the password: it is not asked for.

@@ -112,9 +112,10 @@ notes:
     C(.jceks), C(.p12), C(.pfx), C(.keystore), C(.truststore); C(.der) when it starts like a
     certificate) that holds no readable certificate is listed in RV(unreadable) - it may be a
     damaged copy.
-  - The certificate file of an NSS database (C(cert9.db), or a legacy C(cert8.db)) is recognised and
-    listed in RV(unreadable) with the format V(nss) - its certificates are not read (C(certutil -L)
-    reads them; declare the folder as a store of type V(nss)).
+  - The certificates of an NSS database (C(sql:) format) are listed by C(certutil -L) when the host
+    has it (Debian package C(libnss3-tools); no password needed, nothing written) - found at its
+    C(cert9.db) with the format V(nss), the nickname as alias. Without certutil, or for a legacy
+    C(cert8.db), the file is listed in RV(unreadable) with the format V(nss).
 seealso:
   - module: sne.guichet.keystores
 """
@@ -163,8 +164,9 @@ found:
       sorted by path. A place is a dictionary with these keys.
     - C(path) - the file (or link) that holds the certificate.
     - C(format) - V(pem), V(der), V(base64) (a certificate in bare base64, without BEGIN/END
-      lines), V(jks), V(jceks), V(pkcs12), or V(link) (a symbolic link to a file where it was found).
-    - C(alias) - alias of the keystore entry (JKS, JCEKS; PKCS#12 friendly name); null otherwise.
+      lines), V(jks), V(jceks), V(pkcs12), V(nss) (in an NSS database - the path is its C(cert9.db)),
+      or V(link) (a symbolic link to a file where it was found).
+    - C(alias) - alias of the keystore entry (JKS, JCEKS; PKCS#12 friendly name; NSS nickname); null otherwise.
     - C(index) - for PEM, the position of the block in the file, counting every PEM block from 0
       (the keystores module names it C(#1)); for a JKS/JCEKS private key entry, the position in
       its certificate chain (0 is the key's own certificate); for a DER file of several

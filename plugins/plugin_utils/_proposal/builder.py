@@ -201,7 +201,11 @@ class Builder:
             if not isinstance(total, int):
                 total = len(fps)
             what = self._generations(fps)
-            if fmt in JAVA_TYPES:
+            if fmt == "nss" and path.endswith("/cert9.db"):
+                self.add_store({"path": path[:-len("/cert9.db")], "type": "nss"},
+                               "NSS database of %s, holding %s (add its password if it has one)"
+                               % (_plural(total, "certificate"), what))
+            elif fmt in JAVA_TYPES:
                 self.add_store({"path": path, "type": JAVA_TYPES[fmt], "password": None},
                                "%s keystore of %s, holding %s"
                                % (fmt.upper(), _plural(total, "certificate"), what))

@@ -707,11 +707,38 @@ def test_run_scan_passes_references_of(pki, referenced):
     assert module.result["references"] == {v4["conf"]: [str(root / "conf" / "guichet.properties")]}
 
 
+def nss_run(argv, data=None, environ_update=None):
+    done = subprocess.run(argv, input=data, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, **(environ_update or {})))
+    return done.returncode, done.stdout, done.stderr
+
+
 @needs_certutil
-def test_nss_database_is_recognised_not_read(pki, tmp_path):
-    """A real sql: database (certutil -N, V4 added): its cert9.db is listed as an NSS database,
-    its other files are nothing; a legacy cert8.db is named as such; a cert9.db that is not
-    SQLite is just a binary file."""
+def test_nss_database_read_with_certutil(pki, tmp_path):
+    """With certutil, the certificates of a real sql: database (with a password: none is
+    needed to list them) are found at its cert9.db, nickname as alias; nothing is written."""
+    make_db(tmp_path / "nssdb", "nss-secret")
+    for nick, ident in (("Chiffrement SNE (ancien)", "chiffrement-v4"), ("AC SNE V4", "ac-v4")):
+        add(tmp_path / "nssdb", nick, "P,,", os.path.join(pki["dir"], ident + ".der"), "nss-secret")
+    before = {n: (tmp_path / "nssdb" / n).read_bytes() for n in os.listdir(str(tmp_path / "nssdb"))}
+    result = scan([str(tmp_path)], sha256=[fp(pki, "chiffrement-v4"), fp(pki, "ac-v4")],
+                  run_command=nss_run, find_tool=shutil.which)
+    cert9 = str(tmp_path / "nssdb" / "cert9.db")
+    assert result["found"] == {
+        fp(pki, "chiffrement-v4"): [{"path": cert9, "format": "nss", "alias": "Chiffrement SNE (ancien)",
+                                     "index": None, "target": None}],
+        fp(pki, "ac-v4"): [{"path": cert9, "format": "nss", "alias": "AC SNE V4", "index": None,
+                            "target": None}]}
+    assert result["files"][cert9] == {"format": "nss", "certificates": 3, "matched": 2}  # + mykey
+    assert result["unreadable"] == []
+    assert {n: (tmp_path / "nssdb" / n).read_bytes() for n in os.listdir(str(tmp_path / "nssdb"))} == before
+
+
+@needs_certutil
+def test_nss_database_is_recognised_without_certutil(pki, tmp_path):
+    """Without the tools, a real sql: database (certutil -N, V4 added): its cert9.db is listed
+    as an NSS database, its other files are nothing; a legacy cert8.db is named as such; a
+    cert9.db that is not SQLite is just a binary file."""
     make_db(tmp_path / "nssdb", None, with_key=False)
     add(tmp_path / "nssdb", "V4", "P,,", os.path.join(pki["dir"], "chiffrement-v4.der"))
     legacy = tmp_path / "legacy"
@@ -724,6 +751,7 @@ def test_nss_database_is_recognised_not_read(pki, tmp_path):
     got = dict((os.path.relpath(u["path"], str(tmp_path)), (u["format"], u["reason"]))
                for u in result["unreadable"])
     assert set(got) == {"nssdb/cert9.db", "legacy/cert8.db"}, got
-    assert got["nssdb/cert9.db"][0] == "nss" and "store of type nss" in got["nssdb/cert9.db"][1]
+    assert got["nssdb/cert9.db"][0] == "nss" and "certutil (Debian package libnss3-tools) is not " \
+        "on the host" in got["nssdb/cert9.db"][1]
     assert got["legacy/cert8.db"][0] == "nss" and "legacy NSS database" in got["legacy/cert8.db"][1]
     assert result["found"] == {}

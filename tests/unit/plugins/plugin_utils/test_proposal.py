@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.d
 sys.path.insert(0, os.path.join(ROOT, "tests", "fleet"))
 
 import make_fleet  # noqa: E402
-from nsstools import add, make_db, needs_certutil  # noqa: E402
+from nsstools import add, fingerprint, make_db, needs_certutil  # noqa: E402
 
 V4, AC4, V5, AC5 = ("AA:" * 31 + "04", "AC:" * 31 + "04", "AA:" * 31 + "05", "AC:" * 31 + "05")
 CURRENT, RETIRED = [V5, AC5], [V4, AC4]
@@ -511,6 +511,12 @@ def test_templated_name_survives_the_next_rotation(old, template, pattern, match
         assert rendered == old.replace("V4", "V6").replace("v4", "v6")
 
 
+def run_tool(argv, data=None, environ_update=None):
+    done = subprocess.run(argv, input=data, capture_output=True, text=True, check=False,
+                          env=dict(os.environ, **(environ_update or {})))
+    return done.returncode, done.stdout, done.stderr
+
+
 @needs_certutil
 def test_nss_database_folder_is_proposed_as_an_nss_store(pki, tmp_path):
     """The scan of a host with a real NSS database (certutil -N, V4 added): its folder is
@@ -528,3 +534,11 @@ def test_nss_database_folder_is_proposed_as_an_nss_store(pki, tmp_path):
                     search_paths=[str(tmp_path)])
     assert [s for s in again["sne_guichet_stores"] if s["type"] == "nss"] == declared
     assert not any("nss" in note for note in again["notes"]), again["notes"]
+    # read with certutil: the folder proposed for what it holds
+    with open(os.path.join(pki["dir"], "chiffrement-v4.der"), "rb") as handle:
+        v4 = fingerprint(handle.read())
+    scanned = scan([str(tmp_path)], sha256=[v4], find_tool=shutil.which, run_command=run_tool)
+    assert scanned["found"][v4][0]["format"] == "nss"
+    got = propose(scanned, CURRENT, [v4], "V5", host="guichet-042", search_paths=[str(tmp_path)])
+    assert {"path": str(folder), "type": "nss"} in got["sne_guichet_stores"], got
+    assert got["reasons"][str(folder)].startswith("NSS database of 1 certificate"), got["reasons"]
