@@ -82,6 +82,10 @@ ansible-playbook -i "$INV" sne.guichet.rotate -e report_dir="$WORK/reports" > "$
   || { tail -60 "$WORK/rotate-1.log"; fail "sne.guichet.rotate"; }
 recap_all "$WORK/rotate-1.log" "failed=0"
 grep -qE '^guichet-001 .*changed=[1-9]' "$WORK/rotate-1.log" || fail "the first rotation changed nothing"
+# The kit's variables prove revocation with its CRLs: V5 not revoked, V4 revoked at the cutover.
+grep -q '"msg": "V4: revoked by the CRL of AC SNE V4 (test) since 2016-01-07T08:00:00+00:00"' "$WORK/rotate-1.log" \
+  || fail "the rotation did not prove V4 revoked by its CRL"
+grep -q "V5: not revoked by the CRL of AC SNE V5 (test)" "$WORK/rotate-1.log" || fail "V5 not proven unrevoked"
 # The returns were awaited once, on the controller, for the batch; no host waited itself.
 "$PY" - "$WORK/rotate-1.log" <<'PYLOG'
 import re, sys
