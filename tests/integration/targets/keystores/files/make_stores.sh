@@ -37,6 +37,17 @@ cp "$PKI/ac-v6.pem" "$ROOT/certs/partner.pem"
 openssl rehash "$ROOT/certs"
 cp "$PKI/ac-v4.pem" "$ROOT/anchors/ac-sne-v4.crt"
 
+# An NSS database (sql: format) with a password: a key pair, V4 under an odd nickname, its
+# authority. The password file stays for the read-back (certutil -K).
+mkdir "$ROOT/nssdb"; printf 'nsspass\n' > "$ROOT/nss.pw"; chmod 0600 "$ROOT/nss.pw"
+cu() { certutil -d "sql:$ROOT/nssdb" -f "$ROOT/nss.pw" "$@" >/dev/null 2>&1; }
+cu -N
+head -c 64 /dev/urandom > "$ROOT/nss.noise"
+cu -S -x -n guichet-tls -s "CN=guichet-tls.example" -t u,u,u -z "$ROOT/nss.noise"
+rm "$ROOT/nss.noise"
+cu -A -n "Ministere - chiffrement (2014)" -t P,, -i "$PKI/chiffrement-v4.der"
+cu -A -n "AC SNE V4" -t C,, -i "$PKI/ac-v4.der"
+
 # Broken stores for the bad-input tests.
 cp "$ROOT/conf/app.jks" "$ROOT/bad/wrong-password.jks"
 head -c 700 "$ROOT/conf/app.jks" > "$ROOT/bad/truncated.jks"
