@@ -53,4 +53,5 @@ cp "$ROOT/conf/app.jks" "$ROOT/bad/wrong-password.jks"
 head -c 700 "$ROOT/conf/app.jks" > "$ROOT/bad/truncated.jks"
 cp "$PKI/ac-v6.pem" "$ROOT/bad/not-a-keystore.jks"
 cp "$ROOT/conf/app.p12" "$ROOT/bad/needs-keytool.p12"
+cp -a "$ROOT/nssdb" "$ROOT/bad/nssdb"   # for the read-only file system case
 chmod 0640 "$ROOT/conf/app.jks"
