@@ -415,6 +415,7 @@ recap "$WORK/audit.log" "$UNCONF" "changed=0.*failed=1"
 check --expect untouched --baseline "$WORK/after-run2.json"
 report "$REPORTS/V5/audit/report.json" '
 assert r["kind"] == "audit"
+assert [(e["generation"], e["revoked"]) for e in r["revocation"]] == [("V5", False), ("V4", True)], r["revocation"]
 assert hosts[unconf]["status"] == "unconfigured" and hosts[unconf]["proposal"], hosts[unconf]
 assert "audit/host_vars/" in hosts[unconf]["reason"], hosts[unconf]
 for name, h in hosts.items():
@@ -510,7 +511,13 @@ lines = ["---", "sne_generation: V6",
          # retire's own variable (sne_retired_certificates also feeds the bundle's CRL checks):
          # the retired certificates whose queued messages it looks for; JSON is YAML.
          "retire_certificates: %s" % json.dumps(
-             [open(os.path.join(pki, c[i]["path"])).read() for i in ("chiffrement-v5", "chiffrement-v4")])]
+             [open(os.path.join(pki, c[i]["path"])).read() for i in ("chiffrement-v5", "chiffrement-v4")]),
+         # the revocation the CRLs prove this time: V6 not revoked, V5 revoked by AC SNE V5
+         "sne_bundle_crls: %s" % json.dumps([os.path.join(pki, m["crls"]["ac-v6"]["der"]),
+                                             os.path.join(pki, m["crls"]["ac-v5-revokes-v5"]["pem"])]),
+         "sne_retired_certificates: %s" % json.dumps(
+             [open(os.path.join(pki, c[i]["path"])).read() for i in ("chiffrement-v5", "ac-v5")]),
+         "sne_retired_generation: V5", "sne_require_retired_revoked: true"]
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 PYV6
 start_sne v6 v5 v4
@@ -521,6 +528,7 @@ check --expect rotated --generation V6 --baseline "$WORK/after-v5.json" --repair
 if [ ! -s "$REPORTS/fleet-V6.json" ] || [ ! -s "$REPORTS/fleet-V5.json" ]; then fail "V5 and V6 fleet states are not separate"; fi
 report "$REPORTS/V6/report.json" '
 assert r["generation"] == "V6" and r["run_id"] == "it-v6"
+assert [(e["generation"], e["revoked"]) for e in r["revocation"]] == [("V6", False), ("V5", True)], r["revocation"]
 for h in hosts.values():
     assert h["status"] == "changed" and h["probe"]["status"] == "passed", h
     assert all(s["after"] == ["V6"] for s in h["stores"]), h
