@@ -183,6 +183,11 @@ class NssStore(Store):
             self._files, self._view = self._read_files(), None
             self.details.update(exists=False, private_keys=[])
             return []
+        links = [n for n in DB_FILES if os.path.islink(os.path.join(folder, n))]
+        if links:
+            raise StoreError(UNSUPPORTED, "%s: %s is a symbolic link; the database files are "
+                             "replaced by renames, which would replace the link: point the store "
+                             "at the real folder" % (folder, ", ".join(links)))
         files = self._read_files()
         if files["cert9.db"] is not None and not files["cert9.db"].startswith(SQLITE_MAGIC):
             raise StoreError(CORRUPT, "%s/cert9.db is not an SQLite file: not an NSS sql "

@@ -257,3 +257,13 @@ def test_retired_found_whatever_its_nickname_and_other_entries_kept(world, tmp_p
     assert after["AC SNE V4 (copie)"] == ("C,,", [world.sha["ac-v5"]])  # already held: kept
     assert "sne-ac-v5" not in after and CA_V4_NICK not in after and V4_NICK not in after
     assert after["sne-chiffrement-v5"] == ("P,,", [world.sha["chiffrement-v5"]])
+
+
+def test_linked_database_file_is_refused(world, tmp_path):
+    path = make_guichet_db(tmp_path / "nssdb", world, None)
+    os.rename(os.path.join(path, "key4.db"), str(tmp_path / "key4.db"))
+    os.symlink(str(tmp_path / "key4.db"), os.path.join(path, "key4.db"))
+    before = files(path)
+    outcome, _changed, failed = converge_db(world, path, None)
+    assert failed and outcome.result["code"] == UNSUPPORTED and "symbolic link" in outcome.result["msg"]
+    assert files(path) == before and os.path.islink(os.path.join(path, "key4.db"))
