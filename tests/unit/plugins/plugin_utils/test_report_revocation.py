@@ -24,6 +24,7 @@ from ansible_collections.sne.guichet.plugins.plugin_utils._report.revocation imp
 from ansible_collections.sne.guichet.plugins.plugin_utils._report.text import render_json, render_summary
 
 VALID_AT = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+V4_LINE = "V4: revoked by the CRL of AC SNE V4 (test) since 2016-01-07 08:00:00 UTC (superseded)"
 
 
 def _read(pki, rel):
@@ -35,8 +36,9 @@ def _read(pki, rel):
 def proven(pki):
     """The bundle module's revocation for the good V5 bundle, V4 retired and required revoked."""
     certs = pki["certificates"]
+    crls = [(pki["crls"][n]["der"], _read(pki, pki["crls"][n]["der"])) for n in ("ac-v5", "ac-v4")]
     policy = Policy(trust_anchors=[_read(pki, certs["root"]["path"])], generation="V5", valid_at=VALID_AT,
-                    crls=[(pki["crls"][n]["der"], _read(pki, pki["crls"][n]["der"])) for n in ("ac-v5", "ac-v4")],
+                    crls=crls,
                     retired_certificates=[_read(pki, certs[c]["path"]) for c in ("chiffrement-v4", "ac-v4")],
                     retired_generation="V4", require_retired_revoked=True)
     return verify_bundle(_read(pki, pki["bundles"]["good-v5"]["file"]), policy)["revocation"]
@@ -89,7 +91,7 @@ def test_html_shows_the_same_lines(proven):
     parser.feed(render_html(_report(proven)))
     assert [(a["data-generation"], a["data-revoked"], text) for a, text in parser.items] == [
         ("V5", "false", revocation_lines(_report(proven))[0]),
-        ("V4", "true", "V4: revoked by the CRL of AC SNE V4 (test) since 2016-01-07 08:00:00 UTC (superseded)"),
+        ("V4", "true", V4_LINE),
     ]
 
 
