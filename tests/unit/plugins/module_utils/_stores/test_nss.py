@@ -9,6 +9,7 @@ not the backend's parser)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -267,3 +268,19 @@ def test_linked_database_file_is_refused(world, tmp_path):
     outcome, _changed, failed = converge_db(world, path, None)
     assert failed and outcome.result["code"] == UNSUPPORTED and "symbolic link" in outcome.result["msg"]
     assert files(path) == before and os.path.islink(os.path.join(path, "key4.db"))
+
+
+def test_backups_put_the_database_back_byte_for_byte(world, tmp_path):
+    """What playbooks/rollback.yml does with the manifest (``cp -a --remove-destination`` of
+    each replaced file) gives the database back byte for byte: V4 and its trust again."""
+    path = make_guichet_db(tmp_path / "nssdb", world, NSS_PASSWORD)
+    before, listed = files(path), contents(path)
+    _outcome, changed, failed = converge_db(world, path, NSS_PASSWORD, backup_dir=str(tmp_path / "b"))
+    assert changed and not failed and files(path) != before
+    with open(str(tmp_path / "b" / "r1" / "manifest.jsonl")) as handle:
+        entries = [json.loads(line) for line in handle]
+    assert set(e["action"] for e in entries) == {"replaced"}
+    assert os.path.join(path, "cert9.db") in [e["path"] for e in entries]
+    for entry in entries:
+        subprocess.run(["cp", "-a", "--remove-destination", "--", entry["backup"], entry["path"]], check=True)
+    assert files(path) == before and contents(path) == listed
