@@ -20,8 +20,9 @@ certificate (an old-style root).
 
 All or nothing: certutil works on a copy of the database files in a private folder beside
 the database (same file system); the copy is re-read (listing, every certificate, keys)
-and must be exactly the plan; then each file is backed up (``Backups``) and renamed over
-the original, the owner, mode and SELinux context of the original kept. When a rename
+and must be exactly the plan; then each file that changed is backed up (``Backups``) and
+renamed over the original, ``cert9.db`` last (``INSTALL_ORDER``), the owner, mode and
+SELinux context of the original kept. When a rename
 fails, the files already replaced are put back byte for byte. A legacy database
 (``cert8.db``, dbm format, no ``cert9.db``) is reported, never converted (NSS would upgrade
 it when opened as ``sql:``, so it is not even read). The database password goes to
@@ -70,6 +71,11 @@ from ansible_collections.sne.guichet.plugins.module_utils._stores.base import (
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import cert_info
 
 DB_FILES = ("cert9.db", "key4.db", "pkcs11.txt")
+# The order of the renames: cert9.db last. NSS keeps the signatures of trust attributes in
+# key4.db, so a new key4.db beside the old cert9.db (a run killed between two renames) only
+# holds signatures of nothing yet, and the rerun, which sees the old certificates, does it
+# again; an old key4.db beside the new cert9.db would leave the new trust unsigned.
+INSTALL_ORDER = ("key4.db", "pkcs11.txt", "cert9.db")
 LEGACY_FILES = ("cert8.db", "key3.db", "secmod.db")
 AUTHORITY_TRUST = "C,,"
 PEER_TRUST = "P,,"
@@ -380,7 +386,7 @@ class NssStore(Store):
                 except OSError as exc:
                     raise _os_error("create folder", folder, exc)
                 undo.append(lambda: os.rmdir(folder))
-            for name in DB_FILES:
+            for name in INSTALL_ORDER:
                 target = os.path.join(folder, name)
                 if name not in written or written[name] == self._files.get(name):
                     continue  # a file certutil did not change is left as it is
