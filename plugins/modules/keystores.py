@@ -72,7 +72,7 @@ options:
       password:
         description:
           - Store password (V(jks), V(pkcs12)), or the NSS database password (V(nss), given
-            to C(certutil) in a private file, never on its command line). Never logged or returned.
+            to C(certutil) on its standard input, never on its command line nor in a file). Never logged or returned.
         type: str
       owner:
         description: Owner of files the module creates or rewrites (default - kept as it is).

@@ -1,16 +1,18 @@
 # Copyright: sne.guichet contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Running NSS's certutil on a ``sql:`` database: listing, keys, error messages, password file.
+"""Running NSS's certutil on a ``sql:`` database: listing, keys, error messages, the password.
 
 This API is private to the sne.guichet collection; it may change without notice.
 Target-side code: Python standard library only.
 
 certutil runs with ``LC_ALL=C`` (its errors are matched on their ``SEC_ERROR_*`` names) and
 ``NSS_SDB_USE_CACHE=no`` (no access-speed probe files written into the database folder).
-The database password is never on its command line nor in its environment: it is written to
-a 0600 file in a private 0700 scratch folder (``-f FILE``), removed when the run ends; the
-scratch folders a killed run left are removed when the next one is made.
+The database password is never on its command line, in its environment nor in any file:
+certutil reads its password file from its standard input (``-f /dev/stdin``), which gets the
+password line, so nothing of it outlives the process, even a killed run. The certificates to
+import go to a private 0700 scratch folder, removed when the run ends; the scratch folders a
+killed run left are removed when the next one is made.
 
 ``certutil -L`` prints one line per nickname, the trust flags last (``SSL,S/MIME,JAR/XPI``,
 e.g. ``CT,C,C``); nicknames may hold spaces, so a line is cut at its last field.
@@ -99,7 +101,7 @@ def certutil_error(text: str, path: str) -> StoreError:
 
 
 def remove_stale_scratch(folder: str) -> List[str]:
-    """Remove the scratch folders (password files) that killed runs left in ``folder``:
+    """Remove the scratch folders (certificates to import) that killed runs left in ``folder``:
     ours by name, folders of this user, private (0700), stale (:func:`stale_leftovers`)."""
     removed: List[str] = []
     for name, st in stale_leftovers(folder, _SCRATCH):
@@ -118,9 +120,9 @@ def certutil_path(find_tool: Callable[[str], Optional[str]]) -> str:
 
 
 class Certutil:
-    """certutil on one database folder, with the password in a private file (``-f``).
+    """certutil on one database folder, the password on its standard input (``-f /dev/stdin``).
 
-    A context manager: the scratch folder (password file, certificates to import) is
+    A context manager: the scratch folder (certificates to import) is
     removed on exit. ``folder`` may be changed to run the same commands on a working copy.
     """
 
@@ -132,14 +134,12 @@ class Certutil:
                              "cannot be given to certutil")
         self.folder = folder
         self.run_command = run_command
+        # What certutil reads as its password file: one line (an empty one: no password).
+        self._password_line = (password or "") + "\n"
         top = tempfile.gettempdir()
         remove_stale_scratch(top)
         try:
             self.scratch = tempfile.mkdtemp(prefix="%s%d-" % (_SCRATCH_PREFIX, os.getpid()))
-            self.password_file = os.path.join(self.scratch, "password")
-            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write((password + "\n") if password else "")
         except OSError as exc:
             self.close()
             raise _os_error("prepare a scratch folder in", top, exc)
@@ -155,11 +155,17 @@ class Certutil:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def run(self, args: List[str], empty: str = "") -> str:
+    def run(self, args: List[str], empty: str = "", password: bool = False) -> str:
         """certutil's standard output; StoreError (:func:`certutil_error`) when it fails
-        (a failure whose message holds ``empty`` is an empty output)."""
+        (a failure whose message holds ``empty`` is an empty output). With ``password``,
+        certutil reads the password from its standard input."""
         argv = [self.tool, "-d", "sql:" + self.folder] + args
-        rc, out, err = self.run_command(argv, environ_update=dict(CERTUTIL_ENV))
+        if password:
+            argv += ["-f", "/dev/stdin"]
+            rc, out, err = self.run_command(argv, data=self._password_line,
+                                            environ_update=dict(CERTUTIL_ENV))
+        else:
+            rc, out, err = self.run_command(argv, environ_update=dict(CERTUTIL_ENV))
         out = out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
         err = err.decode("utf-8", "replace") if isinstance(err, bytes) else (err or "")
         if rc != 0 and empty and empty in out + err and "SEC_ERROR" not in out + err:
@@ -183,22 +189,22 @@ class Certutil:
 
     def keys(self) -> List[Tuple[str, str, str]]:
         """The private keys (``certutil -K``); needs the password when the database has one."""
-        return parse_keys(self.run(["-K", "-f", self.password_file], empty="no keys found"))
+        return parse_keys(self.run(["-K"], empty="no keys found", password=True))
 
     def add(self, nickname: str, trust: str, der: bytes, number: int) -> None:
         """``certutil -A``: import a certificate with its trust flags."""
         path = os.path.join(self.scratch, "add-%d.der" % number)
         with open(path, "wb") as handle:
             handle.write(der)
-        self.run(["-A", "-n", nickname, "-t", trust, "-i", path, "-f", self.password_file])
+        self.run(["-A", "-n", nickname, "-t", trust, "-i", path], password=True)
 
     def delete(self, nickname: str) -> None:
         """``certutil -D``: remove the certificate of ``nickname`` (its key, if any, stays)."""
-        self.run(["-D", "-n", nickname, "-f", self.password_file])
+        self.run(["-D", "-n", nickname], password=True)
 
     def create(self) -> None:
         """``certutil -N``: a new empty database, with the password (or none)."""
-        if os.path.getsize(self.password_file):
-            self.run(["-N", "-f", self.password_file])
+        if self._password_line != "\n":
+            self.run(["-N"], password=True)
         else:
             self.run(["-N", "--empty-password"])

@@ -26,7 +26,7 @@ SELinux context of the original kept. When a rename
 fails, the files already replaced are put back byte for byte. A legacy database
 (``cert8.db``, dbm format, no ``cert9.db``) is reported, never converted (NSS would upgrade
 it when opened as ``sql:``, so it is not even read). The database password goes to
-certutil in a 0600 file (``-f``), never on its command line.
+certutil on its standard input (``-f /dev/stdin``): never on its command line nor in a file.
 """
 
 from __future__ import annotations

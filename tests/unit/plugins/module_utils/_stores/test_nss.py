@@ -37,7 +37,7 @@ SEEN = []  # every argv run, to look for the password
 
 
 def run_command(argv, data=None, environ_update=None):
-    SEEN.append((list(argv), dict(environ_update or {})))
+    SEEN.append((list(argv), dict(environ_update or {}), data))
     env = dict(os.environ, **(environ_update or {}))
     done = subprocess.run(argv, input=data, capture_output=True, text=True, env=env, check=False)
     return done.returncode, done.stdout, done.stderr
@@ -103,12 +103,15 @@ def test_rotation_read_back_with_certutil(world, tmp_path, password):
     backup = result["backup"]
     assert backup.endswith(path.lstrip("/"))
     assert "cert9.db" in os.listdir(backup)
-    # the password: never on a command line nor in the environment, its file removed
-    if password:
-        for argv, env in SEEN:
-            assert not any(password in a for a in argv) and password not in env.values(), argv
-        pwfiles = [argv[argv.index("-f") + 1] for argv, _env in SEEN if "-f" in argv]
-        assert pwfiles and not any(os.path.exists(p) for p in pwfiles)
+    # the password: never on a command line nor in the environment; certutil reads it from
+    # its standard input (-f /dev/stdin), so no file ever holds it
+    for argv, env, data in SEEN:
+        assert not password or not any(password in a for a in argv) and password not in env.values(), argv
+        if "-f" in argv:
+            assert argv[argv.index("-f") + 1] == "/dev/stdin" and data == (password or "") + "\n", argv
+        else:
+            assert data is None, argv
+    assert [a for a, _e, _d in SEEN if "-A" in a] and all("-f" in a for a, _e, _d in SEEN if "-K" in a)
     scratch = "sne-certutil-%d-" % os.getpid()
     assert not [n for n in os.listdir(tempfile.gettempdir()) if n.startswith(scratch)]
     assert [n for n in os.listdir(str(tmp_path)) if n.endswith(".sne-tmp")] == []
