@@ -278,7 +278,7 @@ def prove_revocation(subjects: Sequence[Subject], pool: Sequence[Any],
         entry.update(crl=source, crl_this_update=_iso(crl.last_update_utc),
                      crl_next_update=_iso(crl.next_update_utc))
         results.append(entry)
-        if entry["revoked"] and not subject.must_be_revoked:
+        if entry["revoked"] and subject.role == "current":  # a retired one may be revoked, asked or not
             raise BundleError("revoked", "%s (serial %s) is revoked by the CRL of %s (%s) since %s%s: "
                               "it must not be deployed" % (
                                   entry["subject"], entry["serial"], entry["authority"], source,

@@ -214,6 +214,12 @@ def test_retired_reported_but_not_required(pki):
     assert [e["revoked"] for e in facts["revocation"]] == [False, None]
 
 
+def test_retired_revoked_but_not_required_is_reported_not_refused(pki):
+    facts = verify_bundle(_good_v5(pki), _policy(pki, [_crl(pki, "ac-v5"), _crl(pki, "ac-v4")],
+                                                 **_retired(pki, require_retired_revoked=False)))
+    assert [e["revoked"] for e in facts["revocation"]] == [False, True]
+
+
 def test_retired_certificates_are_refused_in_the_bundle(pki):
     error = _refused(_read(pki, pki["bundles"]["v4-as-v5"]["file"]),
                      _policy(pki, retired_sha256=[], **_retired(pki, require_retired_revoked=False)))
