@@ -174,6 +174,7 @@ class NssStore(Store):
             raise StoreError(UNKNOWN_FORMAT, "%s is not a folder (an NSS database is the folder "
                              "holding cert9.db and key4.db)" % folder)
         self._folder_exists = True
+        self._remove_stale_work()
         if not os.path.lexists(os.path.join(folder, "cert9.db")):
             legacy = [n for n in LEGACY_FILES if os.path.lexists(os.path.join(folder, n))]
             if legacy:
@@ -255,14 +256,22 @@ class NssStore(Store):
             adds.append((nick, cert, trust_for(cert.der)))
         return deletes, adds
 
-    def _work_folder(self) -> str:
-        """A private 0700 folder beside the database (same file system: renames)."""
-        folder = os.path.abspath(self.spec.path)
-        parent, base = os.path.dirname(folder), os.path.basename(folder)
+    def _remove_stale_work(self) -> None:
+        """Remove the working copies killed runs left beside the database: ours by name
+        (with the pid of a process that no longer runs), older than this process, folders
+        of this user, private (0700). A run killed after its last rename leaves one that no
+        later change would remove, so load() calls this too. Best effort."""
+        parent = os.path.dirname(os.path.abspath(self.spec.path))
         for name, st in stale_leftovers(parent, _WORK):
             if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and \
                     not stat.S_IMODE(st.st_mode) & 0o077:
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+    def _work_folder(self) -> str:
+        """A private 0700 folder beside the database (same file system: renames)."""
+        folder = os.path.abspath(self.spec.path)
+        parent, base = os.path.dirname(folder), os.path.basename(folder)
+        self._remove_stale_work()
         try:
             return tempfile.mkdtemp(prefix=".%s.nss-%d-" % (base[:200], os.getpid()),
                                     suffix=".sne-tmp", dir=parent)

@@ -5,7 +5,7 @@
 
 For each store type (jks with a private key, pkcs12 with a private key (keytool backend),
 pkcs12 truststore (cryptography backend), pem, der, pem_dir, Debian and Red Hat trust
-anchors) a child process (``tests/unit/crash_child.py``) runs one real convergence (add
+anchors, an NSS database with a key pair (certutil)) a child process (``tests/unit/crash_child.py``) runs one real convergence (add
 V5 and AC V5, remove V4 and AC V4, backups on, a fixed run_id, time frozen) and kills
 itself with SIGKILL at its k-th write-side call, before or after the call. A first run
 without a kill counts the calls (K) and gives the new version. After each kill:
@@ -50,6 +50,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from javatools import KEYTOOL, needs_keytool
+from nsstools import add as nss_add
+from nsstools import contents as nss_contents
+from nsstools import keys as nss_keys
+from nsstools import make_db, needs_certutil
 
 from ansible_collections.sne.guichet.plugins.module_utils._stores.base import CertEntry
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import subject_hash
@@ -146,6 +150,18 @@ class World:
         self.absent = [self.sha[i] for i in RETIRED]
         self.present = [[name, self.files[ident]] for name, ident in PRESENT]
         self._seeds = {}
+
+    def nss_seed(self):
+        """An NSS sql: database with the password: a key pair, root (C,,), V4 under an odd
+        nickname (P,,) and AC V4 (C,,)."""
+        path = os.path.join(self.folder, "nssdb")
+        if not os.path.isdir(path):
+            make_db(path, PASSWORD)
+            layout = (("root", "C,,", "root"), ("old ministry cert 2014", "P,,", "chiffrement-v4"),
+                      ("AC SNE V4", "C,,", "ac-v4"))
+            for nick, trust, ident in layout:
+                nss_add(path, nick, trust, self.files[ident], PASSWORD)
+        return path
 
     def seed(self, storetype, keys):
         """root, V4 and AC V4 as trusted certificates (+ the private key ``server``)."""
@@ -324,6 +340,46 @@ class Pkcs12Trust(Pkcs12):
     keys = False  # a pure Java truststore: the cryptography backend
 
 
+class Nss(Kind):
+    """An NSS database: the old or the new one as certutil sees it, its key pair intact. NSS
+    writes salts and times: a rerun's bytes are not the reference's, its view is ("new"); a
+    kill between the renames of key4.db and cert9.db leaves the old view ("between")."""
+
+    type = "nss"
+    folder = True
+    file_name = "nssdb"
+
+    def spec(self, host, case):
+        return {"path": self.path(host), "type": "nss", "password": PASSWORD}
+
+    def make(self, host):
+        shutil.copytree(self.world.nss_seed(), self.path(host))
+
+    def state(self, host):
+        return walk(self.path(host))[0]
+
+    def views(self):
+        w = self.world
+        seed = self.world.nss_seed()
+        old = nss_contents(seed)
+        new = dict((n, v) for n, v in old.items() if not set(v[1]) & {w.sha[i] for i in RETIRED})
+        new.update({"sne-chiffrement-v5": ("P,,", [w.sha["chiffrement-v5"]]),
+                    "sne-ac-v5": ("C,,", [w.sha["ac-v5"]])})
+        return old, new, nss_keys(seed, PASSWORD)
+
+    def judge_other(self, host, now):
+        old, new, keys = self.views()
+        view = nss_contents(self.path(host))
+        assert view in (old, new), "%s: certutil -L shows neither version: %s" % (self.name, view)
+        assert nss_keys(self.path(host), PASSWORD) == keys, "%s: the private keys changed" % self.name
+        return "new" if view == new else "between"
+
+    def check_new(self, host):
+        _old, new, keys = self.views()
+        assert nss_contents(self.path(host)) == new
+        assert nss_keys(self.path(host), PASSWORD) == keys
+
+
 class Folder(Kind):
     folder = True
     layout = {}
@@ -452,7 +508,7 @@ class Redhat(Anchors):
 
 
 KINDS = {"jks": Jks, "pkcs12-keys": Pkcs12Keys, "pkcs12-trust": Pkcs12Trust, "pem": Pem,
-         "der": Der, "pem_dir": PemDir, "debian": Debian, "redhat": Redhat}
+         "der": Der, "pem_dir": PemDir, "debian": Debian, "redhat": Redhat, "nss": Nss}
 # The default test command kills at a sample of the calls (see kill_points), the keytool
 # kind (6 JVM starts a run) at one call of each phase: (call, n-th of that name or -1 for
 # the last, side); the fuzz stage (-m fuzz) kills every kind at every call, on both sides.
@@ -709,7 +765,8 @@ def world(pki, tmp_path_factory):
 
 
 NEEDS = {"jks": needs_keytool, "pkcs12-keys": needs_keytool, "pkcs12-trust": needs_keytool,
-         "pem_dir": pytest.mark.skipif(OPENSSL is None, reason="openssl verifies the pem_dir")}
+         "pem_dir": pytest.mark.skipif(OPENSSL is None, reason="openssl verifies the pem_dir"),
+         "nss": needs_certutil}
 PARAMS = [pytest.param(name, marks=[NEEDS[name]] if name in NEEDS else []) for name in KINDS]
 FIGURES = {}
 
