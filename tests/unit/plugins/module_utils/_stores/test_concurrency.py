@@ -3,7 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Two keystores runs on the same store at once take turns (the store lock of the engine).
 
-Real processes (fork), started together by a barrier, converge the same JKS or pem_dir,
+Real processes (fork), started together by a barrier, converge the same JKS, pem_dir or NSS
+database (certutil),
 run A adding V5 and run B adding AC V5, both retiring V4 and AC V4. Both must succeed
 with results that match the final store: whatever a run reports added is there, each
 retired certificate is reported removed by exactly one run, the store holds V5 and AC V5,
@@ -29,6 +30,8 @@ import types
 
 import pytest
 from javatools import PASSWORD, keytool
+from nsstools import CERTUTIL, NSS_PASSWORD, contents, keys, make_db
+from nsstools import add as nss_add
 
 from ansible_collections.sne.guichet.plugins.module_utils._common import lock as _lock
 from ansible_collections.sne.guichet.plugins.module_utils._common.errors import LOCKED
@@ -196,10 +199,51 @@ class PemDirCase:
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.fixture(params=["jks", "pem_dir"])
+@pytest.fixture(scope="module")
+def nss_seed(tmp_path_factory, world):
+    """An NSS sql: database with a password: a key pair, root, V4 under an odd nickname, AC V4."""
+    if CERTUTIL is None:
+        pytest.skip("certutil (libnss3-tools) is needed to make the NSS database")
+    folder = tmp_path_factory.mktemp("concurrency-nss")
+    path = str(folder / "nssdb")
+    make_db(path, NSS_PASSWORD)
+    for nick, ident in (("root", "root"), ("old ministry cert 2014", "chiffrement-v4"),
+                        ("AC SNE V4", "ac-v4")):
+        (folder / (ident + ".der")).write_bytes(world.der[ident])
+        nss_add(path, nick, "C,," if nick != "old ministry cert 2014" else "P,,",
+                str(folder / (ident + ".der")), NSS_PASSWORD)
+    return path
+
+
+class NssCase:
+    type = "nss"
+
+    def __init__(self, world, seed):
+        self.world, self.seed = world, seed
+        seen = contents(seed)
+        self.unrelated = {n: seen[n] for n in ("root", "mykey")}
+        self.keys = keys(seed, NSS_PASSWORD)
+
+    def make(self, folder):
+        path = os.path.join(folder, "nssdb")
+        shutil.copytree(self.seed, path)
+        return StoreSpec(path, "nss", password=NSS_PASSWORD)
+
+    def held(self, path):
+        """SHA-256 of the certificates (certutil -L); AssertionError if the key pair or the
+        root changed."""
+        seen = contents(path)
+        assert {n: seen.get(n) for n in self.unrelated} == self.unrelated
+        assert keys(path, NSS_PASSWORD) == self.keys
+        return set(s for _trust, shas in seen.values() for s in shas)
+
+
+@pytest.fixture(params=["jks", "pem_dir", "nss"])
 def case(request, world):
     if request.param == "jks":
         return JksCase(world, request.getfixturevalue("jks_seed"))
+    if request.param == "nss":
+        return NssCase(world, request.getfixturevalue("nss_seed"))
     return PemDirCase(world)
 
 

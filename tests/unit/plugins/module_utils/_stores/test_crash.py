@@ -5,9 +5,10 @@
 
 For each store type (jks with a private key, pkcs12 with a private key (keytool backend),
 pkcs12 truststore (cryptography backend), pem, der, pem_dir, Debian and Red Hat trust
-anchors, an NSS database with a key pair (certutil)) a child process (``tests/unit/crash_child.py``) runs one real convergence (add
-V5 and AC V5, remove V4 and AC V4, backups on, a fixed run_id, time frozen) and kills
-itself with SIGKILL at its k-th write-side call, before or after the call. A first run
+anchors, an NSS database with a key pair (certutil)) a child process
+(``tests/unit/crash_child.py``) runs one real convergence (add V5 and AC V5, remove V4 and
+AC V4, backups on, a fixed run_id, time frozen) and kills itself with SIGKILL at its k-th
+write-side call, before or after the call. A first run
 without a kill counts the calls (K) and gives the new version. After each kill:
 
 - the store is the old version or the complete new one: the same bytes as the run that was
