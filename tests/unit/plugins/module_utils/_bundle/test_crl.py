@@ -14,6 +14,7 @@ import io
 import os
 import subprocess
 import threading
+import urllib.request
 import zipfile
 
 import pytest
@@ -304,6 +305,16 @@ def server(pki):
     served = _Server(os.path.join(pki["dir"], "crls"))
     yield served
     served.close()
+
+
+@pytest.fixture(autouse=True)
+def keep_the_global_opener():
+    """ansible's open_url installs its opener (its proxy included) as urllib's global one: put
+    the previous one back, or the tests after these (the simulator's admin calls) would go
+    through a proxy that is gone."""
+    saved = getattr(urllib.request, "_opener", None)
+    yield
+    urllib.request.install_opener(saved)
 
 
 @pytest.fixture()
