@@ -56,6 +56,16 @@ lines = [
     "sne_retired_sha256: [%s, %s]" % (c["chiffrement-v4"]["sha256"], c["ac-v4"]["sha256"]),
     "sne_bundle_cache_dir: %s/cache" % demo,
     "sne_valid_at: '2026-06-01T00:00:00Z'",
+    # The retired generation's certificates (PEM): retire knows by them the messages still
+    # queued for V4; the bundle check verifies the V4 CRL with its authority.
+    "sne_retired_generation: V4",
+    "sne_retired_certificates:",
+] + ["  - %s" % json.dumps(open("%s/pki/%s" % (demo, c[k]["path"])).read()) for k in ("chiffrement-v4", "ac-v4")] + [
+    # Revocation proven by the authorities' CRLs (one DER, one PEM): V5 not revoked, V4 revoked.
+    "sne_bundle_crls:",
+    "  - %s/pki/%s" % (demo, m["crls"]["ac-v5"]["der"]),
+    "  - %s/pki/%s" % (demo, m["crls"]["ac-v4"]["pem"]),
+    "sne_require_retired_revoked: true",
 ]
 open(demo + "/rotation.yml", "w").write("\n".join(lines) + "\n")
 PY

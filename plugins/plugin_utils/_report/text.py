@@ -81,7 +81,8 @@ def render_summary(
     outboxes = [(h, outbox_summary(h, bool(report.get("check_mode")))) for h in hosts_of(report)]
     outboxes = [(h, line) for h, line in outboxes if line]
     if outboxes:
-        lines.append("Outbound messages to the retired certificate (%d hosts):" % len(outboxes))
+        lines.append("Outbound messages to the retired certificate (%d host%s):"
+                     % (len(outboxes), "" if len(outboxes) == 1 else "s"))
         for host, line in outboxes[:max_hosts]:
             lines.append("  %s: %s" % (one_line(host.get("host")) or "?", line.split(": ", 1)[1]))
         if len(outboxes) > max_hosts:
