@@ -170,6 +170,18 @@ def stale_leftovers(folder: str, pattern: re.Pattern) -> List[Tuple[str, os.stat
     return found
 
 
+def remove_stale_folders(folder: str, pattern: re.Pattern) -> List[str]:
+    """Remove the private folders named by ``pattern`` that killed runs left in ``folder``
+    (:func:`stale_leftovers`): only a folder (not a link) of this user, private (0700); their
+    names. Best effort (scratch folders of keytool and certutil, NSS working copies)."""
+    removed: List[str] = []
+    for name, st in stale_leftovers(folder, pattern):
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not stat.S_IMODE(st.st_mode) & 0o077:
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 def remove_stale_temporaries(folder: str) -> List[str]:
     """Remove our temporary files and links (never a folder) that killed runs left in
     ``folder`` (:func:`stale_leftovers`); their names. Best effort: a leftover is harmless

@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import tempfile
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -38,7 +37,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     WRONG_PASSWORD,
     StoreError,
 )
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, stale_leftovers
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, remove_stale_folders
 from ansible_collections.sne.guichet.plugins.module_utils._x509 import load_certificates
 
 TOOL_MISSING_MESSAGE = ("certutil not found on the host; install the NSS tools (Debian/Ubuntu "
@@ -103,12 +102,7 @@ def certutil_error(text: str, path: str) -> StoreError:
 def remove_stale_scratch(folder: str) -> List[str]:
     """Remove the scratch folders (certificates to import) that killed runs left in ``folder``:
     ours by name, folders of this user, private (0700), stale (:func:`stale_leftovers`)."""
-    removed: List[str] = []
-    for name, st in stale_leftovers(folder, _SCRATCH):
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not stat.S_IMODE(st.st_mode) & 0o077:
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-            removed.append(name)
-    return removed
+    return remove_stale_folders(folder, _SCRATCH)
 
 
 def certutil_path(find_tool: Callable[[str], Optional[str]]) -> str:

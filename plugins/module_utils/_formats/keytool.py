@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -35,7 +34,7 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.errors import 
     StoreError,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.fingerprint import sha256_fingerprint
-from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, stale_leftovers
+from ansible_collections.sne.guichet.plugins.module_utils._common.io import _os_error, remove_stale_folders
 
 # Messages in English whatever the host locale; aliases and passwords in UTF-8.
 KEYTOOL_JAVA_OPTIONS = ["-J-Duser.language=en", "-J-Duser.country=US", "-J-Dfile.encoding=UTF-8",
@@ -131,12 +130,7 @@ def remove_stale_scratch(folder: str) -> List[str]:
     has the pid of the process that made it, no such process runs. Folders of the older
     naming (which held the password) are removed on age alone. Best effort.
     """
-    removed: List[str] = []
-    for name, st in stale_leftovers(folder, _SCRATCH):
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and not stat.S_IMODE(st.st_mode) & 0o077:
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-            removed.append(name)
-    return removed
+    return remove_stale_folders(folder, _SCRATCH)
 
 
 class _Scratch:

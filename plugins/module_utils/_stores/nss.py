@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import stat
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
@@ -53,9 +52,9 @@ from ansible_collections.sne.guichet.plugins.module_utils._common.io import (
     _os_error,
     _settle,
     fsync_folder,
+    remove_stale_folders,
     selinux_context,
     set_selinux_context,
-    stale_leftovers,
 )
 from ansible_collections.sne.guichet.plugins.module_utils._common.reading import read_bytes
 from ansible_collections.sne.guichet.plugins.module_utils._formats.certutil import Certutil
@@ -261,11 +260,7 @@ class NssStore(Store):
         (with the pid of a process that no longer runs), older than this process, folders
         of this user, private (0700). A run killed after its last rename leaves one that no
         later change would remove, so load() calls this too. Best effort."""
-        parent = os.path.dirname(os.path.abspath(self.spec.path))
-        for name, st in stale_leftovers(parent, _WORK):
-            if stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid() and \
-                    not stat.S_IMODE(st.st_mode) & 0o077:
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        remove_stale_folders(os.path.dirname(os.path.abspath(self.spec.path)), _WORK)
 
     def _work_folder(self) -> str:
         """A private 0700 folder beside the database (same file system: renames)."""
